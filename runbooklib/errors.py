@@ -1,0 +1,171 @@
+"""The one exception tree of runbooklib.
+
+Every message is written for the administrator running the runbook: it says what
+went wrong in their terms and what to do next. No message ever contains a secret
+value (the redactor in :mod:`runbooklib.secrets` scrubs them as a second line of
+defence, but messages are built without them in the first place).
+
+::
+
+    RunbookError                 base; ``hint`` says what to do next
+    ├── InputError               bad parameters, inventory or secret reference
+    │                            (exit 2, nothing contacted, nothing changed)
+    │   └── SecretError          a secret reference that cannot be resolved
+    ├── CertificateError         a certificate that cannot be loaded or used
+    ├── StepFailed               a step's check, apply or verify failed (exit 1)
+    ├── ConnectionFailed         a target did not answer, or TLS/authentication failed
+    │   └── AuthenticationFailed wrong user name or password, or the account lacks rights
+    ├── RemoteError              a remote PowerShell command wrote an error record
+    ├── GraphError               Microsoft Graph or Entra ID refused a request
+    ├── MetadataError            an S2S metadata document is unreachable or malformed
+    ├── TrustError               a trust is configured in a way that cannot work
+    ├── TokenError               an S2S token is malformed or fails validation
+    └── ArchiveError             the audit archive is inconsistent or cannot be written
+
+Exit codes of the ``runbook`` command: :class:`InputError` → 2, any other
+:class:`RunbookError` raised by a run → 1.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "AuthenticationFailed",
+    "CertificateError",
+    "ConnectionFailed",
+    "GraphError",
+    "InputError",
+    "MetadataError",
+    "RemoteError",
+    "RunbookError",
+    "SecretError",
+    "StepFailed",
+    "TokenError",
+    "TrustError",
+]
+
+
+class RunbookError(Exception):
+    """Base of every error runbooklib raises on purpose.
+
+    ``message`` says what went wrong; ``hint`` says what the administrator should do.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  → {self.hint}"
+        return self.message
+
+
+class InputError(RunbookError):
+    """Invalid parameters, inventory or secret reference, caught before anything is contacted.
+
+    ``source`` is the file (or ``-p`` option) and ``field`` the dotted key path.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        source: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ": ".join(p for p in (source, field) if p)
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.source = source
+        self.field = field
+
+
+class SecretError(InputError):
+    """A secret reference that cannot be resolved (unset variable, missing file, no keyring entry)."""
+
+
+class CertificateError(RunbookError):
+    """A certificate that cannot be loaded or is not fit for its purpose."""
+
+
+class StepFailed(RunbookError):
+    """A step failed; the run stops and is archived as failed."""
+
+    def __init__(self, message: str, *, hint: str | None = None, step: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+
+
+class ConnectionFailed(RunbookError):
+    """A target did not answer, the connection dropped, or TLS could not be established."""
+
+    def __init__(self, message: str, *, hint: str | None = None, target: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.target = target
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """The target refused the credentials."""
+
+
+class RemoteError(RunbookError):
+    """A remote PowerShell command failed with an error record.
+
+    ``cmdlet`` is the command (or template) that failed, ``reason`` the product's own message,
+    ``error_id`` its FullyQualifiedErrorId and ``category`` its CategoryInfo category.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        target: str | None = None,
+        cmdlet: str | None = None,
+        reason: str | None = None,
+        error_id: str | None = None,
+        category: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.target = target
+        self.cmdlet = cmdlet
+        self.reason = reason
+        self.error_id = error_id
+        self.category = category
+
+
+class GraphError(RunbookError):
+    """Microsoft Graph or Entra ID refused a request; ``code`` is Graph's error code."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, code: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.status = status
+
+
+class MetadataError(RunbookError):
+    """An S2S JSON metadata document could not be fetched or does not have the expected shape."""
+
+
+class TrustError(RunbookError):
+    """A trust is configured in a way that cannot work (wrong issuer, realm, certificate …)."""
+
+
+class TokenError(RunbookError):
+    """An S2S token is malformed or fails validation; ``reason`` is a short machine-readable cause."""
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class ArchiveError(RunbookError):
+    """The audit archive cannot be written, or a record or the index chain does not verify."""

@@ -1,0 +1,1 @@
+"""The lab's PowerShell remoting endpoint: WS-Management + PSRP over HTTPS."""

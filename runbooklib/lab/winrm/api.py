@@ -1,0 +1,201 @@
+"""What a simulated product sees of PowerShell remoting: the contract between the lab's WinRM
+endpoint (transport, WS-Man, psrpcore) and the products' cmdlet handlers
+(``runbooklib.lab.sharepoint`` and friends).
+
+A product registers handlers in a :class:`CommandTable`: one per cmdlet name (case-insensitive,
+as PowerShell resolves them) and one per named script template. The endpoint turns each command
+of a pipeline into an :class:`Invocation` and calls the handler; the handler writes output,
+errors, warnings and verbose messages, or raises :class:`TerminatingError` to end the pipeline
+Failed, as a real cmdlet's ThrowTerminatingError does.
+
+Script templates are recognised by their first line only::
+
+    # runbook-template: <name> v<version>
+
+Anything else sent with ``add_script`` is not a template; the endpoint refuses it with the error a
+locked-down endpoint would give, so a runbook can never depend on free-form script text.
+
+Values handlers receive (parameters and pipeline input) are plain Python: ``str``, ``int``,
+``bool``, ``float``, ``None``, ``bytes`` (byte[]), ``list``, ``dict`` (hashtable),
+``uuid.UUID``, ``datetime``, :class:`Credential` (PSCredential), :class:`Secret`
+(SecureString), or :class:`DeserializedObject` for an object that made a round trip through
+the client — which, like the product, a handler must refuse where it needs a live object.
+
+Values handlers return: the same plain types, or :class:`PSObj` for a typed object (its type
+names are sent as a real server would send them, e.g. ``Microsoft.SharePoint.SPAppPrincipal``;
+the client sees ``Deserialized.`` prepended).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+__all__ = [
+    "COMMON_PARAMETERS",
+    "CommandTable",
+    "Credential",
+    "DeserializedObject",
+    "ErrorSpec",
+    "Handler",
+    "Invocation",
+    "ParamSpec",
+    "PSObj",
+    "Secret",
+    "TEMPLATE_MARKER",
+    "TerminatingError",
+]
+
+TEMPLATE_MARKER = "# runbook-template:"
+
+# Accepted by every cmdlet; the endpoint applies ErrorAction/WarningAction itself.
+COMMON_PARAMETERS = frozenset(
+    name.lower()
+    for name in (
+        "Verbose", "Debug", "ErrorAction", "WarningAction", "InformationAction", "ErrorVariable",
+        "WarningVariable", "InformationVariable", "OutVariable", "OutBuffer", "PipelineVariable",
+        "WhatIf", "Confirm", "AssignmentCollection",
+    )
+)
+
+
+@dataclass
+class PSObj:
+    """A typed object a handler writes to the output (or nests in another object's property).
+
+    ``type_names`` most-derived first, e.g. ``["Microsoft.SharePoint.SPAppPrincipal", "System.Object"]``.
+    ``to_string`` is what ``ToString()`` gives on the server (pypsrp's ``str(obj)`` shows it).
+    """
+
+    type_names: list[str]
+    properties: dict[str, Any]
+    to_string: str | None = None
+
+
+@dataclass
+class DeserializedObject:
+    """An object the client sent back after receiving it: a property bag with ``Deserialized.`` type names."""
+
+    type_names: list[str]
+    properties: dict[str, Any]
+    to_string: str | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A PSCredential parameter."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A SecureString parameter, already decrypted."""
+
+    value: str = field(repr=False)
+
+
+@dataclass
+class ErrorSpec:
+    """An ErrorRecord as the product writes it.
+
+    ``error_id`` is the FullyQualifiedErrorId *without* the ``,<command>`` suffix PowerShell appends;
+    ``category`` an ``ErrorCategory`` member name (``InvalidData``, ``ObjectNotFound`` …).
+    """
+
+    message: str
+    error_id: str
+    category: str = "InvalidOperation"
+    exception_type: str = "System.InvalidOperationException"
+    target: Any = None
+
+
+class TerminatingError(Exception):
+    """Raised by a handler to end the pipeline Failed with this error record."""
+
+    def __init__(self, spec: ErrorSpec) -> None:
+        super().__init__(spec.message)
+        self.spec = spec
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A cmdlet parameter the endpoint binds before calling the handler."""
+
+    mandatory: bool = False
+    position: int | None = None
+    switch: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+class Invocation(Protocol):
+    """One command of a pipeline, as its handler sees it."""
+
+    command: str                 # the cmdlet or template name as registered
+    parameters: dict[str, Any]   # bound by canonical (registered) name; a switch present = True
+    input: list[Any]             # pipeline input from the previous command
+    user: str                    # the authenticated account, e.g. ``LAB\\spadmin``
+    server: str                  # the lab server name, e.g. ``sp-a``
+
+    def param(self, name: str, default: Any = None) -> Any: ...
+    def has(self, name: str) -> bool: ...
+    def write_output(self, value: Any) -> None: ...
+    def write_error(self, spec: ErrorSpec) -> None: ...
+    def write_warning(self, message: str) -> None: ...
+    def write_verbose(self, message: str) -> None: ...
+    @property
+    def stopping(self) -> bool: ...
+
+
+Handler = Callable[[Invocation], None]
+
+
+@dataclass
+class _Entry:
+    name: str
+    handler: Handler
+    parameters: dict[str, ParamSpec] | None
+
+
+class CommandTable:
+    """The cmdlets and script templates one simulated server answers."""
+
+    def __init__(self) -> None:
+        self._cmdlets: dict[str, _Entry] = {}
+        self._templates: dict[tuple[str, str], _Entry] = {}
+
+    def cmdlet(self, name: str, parameters: dict[str, ParamSpec] | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: register ``name``. With ``parameters``, unknown or missing mandatory ones fail binding."""
+
+        def register(fn: Handler) -> Handler:
+            self._cmdlets[name.lower()] = _Entry(name, fn, parameters)
+            return fn
+
+        return register
+
+    def template(self, name: str, version: int, parameters: dict[str, ParamSpec] | None = None
+                 ) -> Callable[[Handler], Handler]:
+        """Decorator: register script template ``name`` at ``version``."""
+
+        def register(fn: Handler) -> Handler:
+            self._templates[(name.lower(), str(version))] = _Entry(name, fn, parameters)
+            return fn
+
+        return register
+
+    def find_cmdlet(self, name: str) -> _Entry | None:
+        return self._cmdlets.get(name.lower())
+
+    def find_template(self, name: str, version: str) -> _Entry | None:
+        return self._templates.get((name.lower(), str(version)))
+
+    def cmdlet_names(self) -> Iterable[str]:
+        return (e.name for e in self._cmdlets.values())
+
+    def merge(self, other: "CommandTable") -> "CommandTable":
+        """A table answering both (``other`` wins on a clash); used for shared helpers."""
+        merged = CommandTable()
+        merged._cmdlets = {**self._cmdlets, **other._cmdlets}
+        merged._templates = {**self._templates, **other._templates}
+        return merged
