@@ -1,0 +1,206 @@
+"""The ``runbook`` command.
+
+Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed) ·
+2 invalid input (parameters, inventory, secret references) — nothing contacted, nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InputError, RunbookError
+
+__all__ = ["main"]
+
+log = logging.getLogger("runbook")
+
+DEFAULT_ARCHIVE = "records"
+ARCHIVE_ENV = "RUNBOOK_ARCHIVE"
+
+
+def _archive_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runbook",
+        description="Set up, prove and audit Microsoft server-to-server (OAuth) trusts with runbook notebooks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("target", metavar="SCENARIO", help="a scenario name (see 'runbook scenarios') or a notebook path")
+        p.add_argument("--inventory", "-i", metavar="FILE", help="the inventory of servers and tenants (YAML)")
+        p.add_argument("--params", metavar="FILE", help="the scenario's parameters (YAML)")
+        p.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one parameter (repeatable; dotted keys for nested values)")
+        p.add_argument("--plan", action="store_true", help="only show what would change; change nothing")
+        p.add_argument("--ticket", default="", metavar="ID", help="the change ticket this run belongs to")
+
+    p_run = sub.add_parser("run", help="execute a runbook headless and archive the executed notebook")
+    run_options(p_run)
+    p_run.add_argument("--archive", metavar="DIR", help=f"archive directory (default ${ARCHIVE_ENV} or ./records)")
+    p_run.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+
+    p_prep = sub.add_parser("prepare", help="write a parameterized notebook for a guided run in JupyterLab")
+    run_options(p_prep)
+    p_prep.add_argument("--out", required=True, metavar="FILE.ipynb", help="where to write the notebook")
+
+    p_hist = sub.add_parser("history", help="list archived runs")
+    p_hist.add_argument("--archive", metavar="DIR")
+    p_hist.add_argument("--json", action="store_true", help="one JSON object per run")
+
+    p_ver = sub.add_parser("verify-archive", help="check every record against the hash-chained index")
+    p_ver.add_argument("--archive", metavar="DIR")
+
+    sub.add_parser("scenarios", help="list the scenarios")
+
+    p_lab = sub.add_parser("lab", help="the simulated estate on loopback: up, down, status, reset")
+    p_lab.add_argument("action", choices=["up", "down", "status", "reset"])
+    p_lab.add_argument("--dir", default=".lab", metavar="DIR", help="lab directory (default .lab)")
+    p_lab.add_argument("--foreground", action="store_true", help="with 'up': stay attached until Ctrl+C")
+
+    p_demo = sub.add_parser("demo", help="start the lab and run every scenario against it, headless")
+    p_demo.add_argument("--archive", metavar="DIR")
+    p_demo.add_argument("--lab-dir", default=".lab", metavar="DIR")
+    p_demo.add_argument("--plan", action="store_true", help="plan only")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "prepare":
+            return _cmd_prepare(args)
+        if args.command == "history":
+            return _cmd_history(args)
+        if args.command == "verify-archive":
+            return _cmd_verify(args)
+        if args.command == "scenarios":
+            return _cmd_scenarios()
+        if args.command == "lab":
+            from .lab.commands import lab_command
+
+            return lab_command(args.action, Path(args.dir), foreground=args.foreground)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(archive=_archive_dir(args.archive), lab_dir=Path(args.lab_dir), plan=args.plan)
+    except InputError as exc:
+        _error(exc)
+        return 2
+    except RunbookError as exc:
+        _error(exc)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def _error(exc: RunbookError) -> None:
+    from .secrets import redact
+
+    print(f"error: {redact(str(exc))}", file=sys.stderr)
+
+
+# -- run / prepare ----------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .execute import RunRequest, execute_run
+
+    request = RunRequest.from_cli(
+        target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
+        plan=args.plan, ticket=args.ticket,
+    )
+    outcome = execute_run(request, archive=_archive_dir(args.archive), echo=not args.quiet)
+    print(outcome.summary_text())
+    return outcome.exit_code
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .execute import RunRequest, prepare_notebook
+
+    request = RunRequest.from_cli(
+        target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
+        plan=args.plan, ticket=args.ticket,
+    )
+    out = prepare_notebook(request, Path(args.out))
+    print(f"prepared {out} — open it in JupyterLab and run it cell by cell")
+    return 0
+
+
+# -- archive ----------------------------------------------------------------------------------
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from .record import Archive, read_notebook_scraps
+
+    archive = Archive(_archive_dir(args.archive))
+    rows: list[dict[str, Any]] = []
+    for entry in archive.entries():
+        row: dict[str, Any] = {
+            "run_id": entry.run_id, "scenario": entry.scenario, "status": entry.status,
+            "path": str(archive.root / entry.path), "recorded": entry.recorded,
+        }
+        try:
+            scraps = read_notebook_scraps(archive.read_record(entry))
+        except (OSError, ValueError):
+            scraps = {}
+        run = scraps.get("run") or {}
+        row.update(mode=run.get("mode"), ticket=run.get("ticket"), user=run.get("user"),
+                   started=run.get("started"), changes=scraps.get("changes"))
+        rows.append(row)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
+        return 0
+    if not rows:
+        print(f"no runs archived in {archive.root}")
+        return 0
+    print(f"{'recorded':<21} {'scenario':<20} {'mode':<6} {'status':<10} {'changes':>7}  run id        ticket")
+    for row in rows:
+        print(f"{row['recorded']:<21} {row['scenario']:<20} {row['mode'] or '-':<6} {row['status']:<10} "
+              f"{row['changes'] if row['changes'] is not None else '-':>7}  {row['run_id']:<13} {row['ticket'] or ''}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .record import Archive
+
+    archive = Archive(_archive_dir(args.archive))
+    problems = archive.verify()
+    count = len(archive.entries()) if not problems else None
+    if problems:
+        for problem in problems:
+            print(f"MISMATCH {problem}")
+        print(f"archive {archive.root}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"archive {archive.root}: {count} record(s), chain intact")
+    return 0
+
+
+def _cmd_scenarios() -> int:
+    from .scenarios import SCENARIOS, available
+
+    ready = {info.name for info in available()}
+    for info in SCENARIOS.values():
+        state = "ready" if info.name in ready else "not yet available"
+        print(f"{info.name:<22} {state:<18} {info.title}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

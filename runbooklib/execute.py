@@ -1,0 +1,349 @@
+"""Headless execution of a runbook notebook with papermill, and its archiving.
+
+Everything here runs in the ``runbook`` process, not in the kernel: it validates the input
+before anything is contacted (exit 2), executes the notebook with a kernel of this very Python
+environment, then archives the executed notebook whatever the outcome — scrubbed of every
+secret this process can resolve, as a second line of defence behind the kernel's own redaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import InputError
+from .record import Archive, IndexEntry, read_notebook_scraps, scrap_output, utc_iso, utc_now
+
+__all__ = ["RunOutcome", "RunRequest", "execute_run", "kernel_name", "prepare_notebook"]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["apply", "plan"]
+_KERNEL_PREFIX = "runbook-python"
+
+
+@dataclass
+class RunRequest:
+    """A validated request to run one runbook."""
+
+    notebook: Path
+    scenario: str
+    inventory: Path | None
+    params: dict[str, Any]
+    mode: Mode
+    ticket: str = ""
+    secret_values: list[str] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_cli(cls, *, target: str, inventory: str | None, params_file: str | None,
+                 overrides: list[str], plan: bool, ticket: str) -> "RunRequest":
+        """Resolve and validate everything; raises InputError (exit 2) before anything is contacted."""
+        from .inventory import apply_overrides, load_inventory
+        from .scenarios import find_scenario
+
+        notebook, scenario = _resolve_target(target)
+        params: dict[str, Any] = {}
+        if params_file:
+            params = _load_params_file(Path(params_file))
+        params = apply_overrides(params, overrides)
+        inventory_path = None
+        inv = None
+        if inventory:
+            inventory_path = Path(inventory).resolve()
+            inv = load_inventory(inventory_path)
+        info = find_scenario(scenario)
+        if info is not None:
+            if inv is None:
+                raise InputError("this scenario needs an inventory", field="--inventory",
+                                 hint="Pass --inventory FILE (the lab writes one: .lab/inventory.yaml).")
+            info.validate(params, inv, source=params_file or "parameters")
+        secrets = _check_secrets(inv) if inv is not None else []
+        return cls(notebook, scenario, inventory_path, params, "plan" if plan else "apply", ticket, secrets)
+
+    def papermill_parameters(self, run_context: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **self.params,
+            "inventory": str(self.inventory) if self.inventory else "",
+            "mode": self.mode,
+            "ticket": self.ticket,
+            "run_context": run_context,
+        }
+
+    def parameters_sha256(self) -> str:
+        canonical = json.dumps(self.params, sort_keys=True, default=str).encode()
+        return hashlib.sha256(canonical).hexdigest()
+
+
+def _resolve_target(target: str) -> tuple[Path, str]:
+    from .scenarios import SCENARIOS, find_scenario
+
+    if target.endswith(".ipynb") or os.sep in target:
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise InputError(f"notebook {target} does not exist", field="SCENARIO",
+                             hint="Give a scenario name (runbook scenarios) or the path of a notebook.")
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        except ValueError:
+            raise InputError(f"{target} is not a notebook (invalid JSON)", field="SCENARIO") from None
+        return path, (meta.get("runbook") or {}).get("scenario") or path.stem
+    info = find_scenario(target)
+    if info is None:
+        names = ", ".join(sorted(SCENARIOS)) or "none yet"
+        raise InputError(f"unknown scenario {target!r}", field="SCENARIO", hint=f"Known scenarios: {names}.")
+    if not info.notebook.exists():
+        raise InputError(f"scenario {target} has no notebook at {info.notebook}", field="SCENARIO",
+                         hint="This scenario is not available in this version.")
+    return info.notebook, info.name
+
+
+def _load_params_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise InputError("the parameters file does not exist", source=str(path),
+                         hint="Check the path given to --params.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"expected a mapping of parameter names to values, found {type(data).__name__}",
+                         source=str(path))
+    return data
+
+
+def _check_secrets(inventory: Any) -> list[str]:
+    """Resolve every secret reference the inventory holds, so a missing one fails now (exit 2).
+
+    The values are returned only so that the archived record can be scrubbed of them.
+    """
+    from .secrets import resolve_secret
+
+    values: list[str] = []
+    base = Path(inventory.path).parent if getattr(inventory, "path", None) else None
+    for name, server in inventory.servers.items():
+        if server.password:
+            values.append(_resolve(resolve_secret, server.password, f"servers.{name}.password", base))
+    for name, tenant in inventory.tenants.items():
+        cred = tenant.credential
+        for attr in ("secret", "certificate_password"):
+            ref = getattr(cred, attr, None)
+            if ref:
+                values.append(_resolve(resolve_secret, ref, f"tenants.{name}.credential.{attr}", base))
+    return [v for v in values if v]
+
+
+def _resolve(resolve_secret: Any, ref: str, purpose: str, base: Path | None) -> str:
+    if str(ref).strip() == "prompt":
+        # Only a guided run can prompt; a headless one must be given the secret another way.
+        raise InputError("'prompt' cannot be answered in a headless run", field=purpose,
+                         hint="Use env:NAME, file:PATH or keyring:SERVICE/NAME, or run the notebook in JupyterLab.")
+    return resolve_secret(ref, purpose=purpose, interactive=False, base_dir=base)
+
+
+# -- kernel ---------------------------------------------------------------------------------
+
+
+def kernel_name() -> str:
+    """A kernelspec that starts *this* interpreter, so a venv never meets NoSuchKernel."""
+    digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:10]
+    name = f"{_KERNEL_PREFIX}-{digest}"
+    root = Path(tempfile.gettempdir()) / f"runbook-jupyter-{os.getuid()}"
+    spec_dir = root / "kernels" / name
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"runbook ({sys.executable})",
+        "language": "python",
+    }
+    spec_file = spec_dir / "kernel.json"
+    if not spec_file.exists() or json.loads(spec_file.read_text()) != spec:
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        spec_file.write_text(json.dumps(spec))
+    paths = os.environ.get("JUPYTER_PATH", "")
+    if str(root) not in paths.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), paths) if p)
+    return name
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    scenario: str
+    status: str
+    changes: int | None
+    record: Path
+    entry: IndexEntry
+    steps: list[dict[str, Any]]
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status in ("succeeded", "planned") else 1
+
+    def summary_text(self) -> str:
+        lines = [f"{self.scenario}: {self.status.upper()} — run {self.run_id}, "
+                 f"changes {self.changes if self.changes is not None else '-'}"]
+        for step in self.steps:
+            lines.append(f"  {step.get('status', '?'):<8} {step.get('id')}")
+            if step.get("status") == "failed" and step.get("hint"):
+                lines.append(f"           error: {step.get('error')}")
+                lines.append(f"           next:  {step.get('hint')}")
+        if self.error and not any(s.get("status") == "failed" for s in self.steps):
+            lines.append(f"  error: {self.error}")
+        lines.append(f"  record: {self.record}")
+        return "\n".join(lines)
+
+
+class _EchoHandler(logging.Handler):
+    """Streams the kernel's output to the terminal as the run goes (secrets scrubbed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from .secrets import redact
+
+        message = record.getMessage()
+        if message.startswith(("Executing notebook with kernel", "Input Notebook", "Output Notebook",
+                               "Working directory", "Executing Cell", "Ending Cell")):
+            return
+        print(redact(message), file=sys.stderr, flush=True)
+
+
+def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> RunOutcome:
+    """Execute the notebook headless and archive it, whatever happens in it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    run_id = uuid.uuid4().hex[:12]
+    started = utc_now()
+    run_context = {
+        "run_id": run_id,
+        "started": utc_iso(started),
+        "source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
+        "parameters_sha256": request.parameters_sha256(),
+    }
+    handler = _EchoHandler()
+    pm_log = logging.getLogger("papermill")
+    propagate = pm_log.propagate
+    if echo:
+        pm_log.addHandler(handler)
+        pm_log.setLevel(logging.INFO)
+        pm_log.propagate = False
+    error: str | None = None
+    with tempfile.TemporaryDirectory(prefix="runbook-") as tmp:
+        output = Path(tmp) / "executed.ipynb"
+        try:
+            papermill.execute_notebook(
+                str(request.notebook),
+                str(output),
+                parameters=request.papermill_parameters(run_context),
+                kernel_name=kernel_name(),
+                log_output=echo,
+                progress_bar=False,
+                cwd=str(request.notebook.parent),
+                request_save_on_cell_execute=False,
+            )
+        except PapermillExecutionError as exc:
+            error = f"{exc.ename}: {exc.evalue}"
+        except Exception as exc:  # the kernel died or could not start: still leave a record
+            error = f"{type(exc).__name__}: {exc}"
+            log.debug("notebook execution failed", exc_info=True)
+        finally:
+            pm_log.removeHandler(handler)
+            pm_log.propagate = propagate
+        notebook = _load_output(output, request.notebook)
+    scraps = read_notebook_scraps(notebook)
+    if "run" not in scraps:
+        _append_failure_record(notebook, request, run_context, error)
+        scraps = read_notebook_scraps(notebook)
+    status = (scraps.get("run") or {}).get("status") or "failed"
+    if error and status != "failed":
+        status = "failed"
+    data = _scrub(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", request.secret_values)
+    entry = Archive(archive).add(data.encode("utf-8"), scenario=request.scenario, run_id=run_id,
+                                 status=status, started=started)
+    from .secrets import redact
+
+    return RunOutcome(run_id, request.scenario, status, scraps.get("changes"), archive / entry.path, entry,
+                      scraps.get("steps") or [], redact(error) if error else None)
+
+
+def _load_output(output: Path, source: Path) -> dict[str, Any]:
+    if output.exists():
+        return json.loads(output.read_text(encoding="utf-8"))
+    return json.loads(source.read_text(encoding="utf-8"))
+
+
+def _append_failure_record(notebook: dict[str, Any], request: RunRequest, run_context: dict[str, Any],
+                           error: str | None) -> None:
+    """The run ended before the notebook could record itself: record it from outside."""
+    from .secrets import redact
+
+    reason = redact(error or "the notebook ended without recording its outcome")
+    run = {
+        "scenario": request.scenario,
+        "run_id": run_context["run_id"],
+        "status": "failed",
+        "started": run_context["started"],
+        "finished": utc_iso(utc_now()),
+        "ticket": request.ticket or None,
+        "mode": request.mode,
+        "sha256": {"notebook": run_context["source_sha256"], "parameters": run_context["parameters_sha256"],
+                   "inventory": None},
+        "error": reason,
+        "recorded_by": "runbook run (the kernel did not record the run)",
+    }
+    notebook.setdefault("cells", []).append({
+        "cell_type": "code",
+        "execution_count": None,
+        "id": f"runbook-failure-{run_context['run_id']}",
+        "metadata": {"tags": ["runbook-failure-record"]},
+        "source": "# Recorded by `runbook run`: the notebook stopped before it recorded its outcome.",
+        "outputs": [
+            {"output_type": "stream", "name": "stderr", "text": f"run failed: {reason}\n"},
+            scrap_output("run", run),
+            scrap_output("steps", []),
+            scrap_output("changes", 0),
+        ],
+    })
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    from .secrets import redact
+
+    text = redact(text)
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if len(value) < 4:
+            continue
+        for form in {value, json.dumps(value)[1:-1]}:
+            text = text.replace(form, "********")
+    return text
+
+
+def prepare_notebook(request: RunRequest, out: Path) -> Path:
+    """Write the runbook with its parameters filled in, for a guided run in JupyterLab."""
+    import papermill
+
+    if out.exists():
+        raise InputError(f"{out} already exists", field="--out", hint="Choose a new file name; nothing is overwritten.")
+    run_context = {"run_id": uuid.uuid4().hex[:12], "source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
+                   "parameters_sha256": request.parameters_sha256()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(request.notebook), str(out), parameters=request.papermill_parameters(run_context),
+                               prepare_only=True, kernel_name=kernel_name(), progress_bar=False)
+    return out
+

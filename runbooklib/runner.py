@@ -1,0 +1,304 @@
+"""What a runbook notebook calls: :func:`start` opens a run, ``run.step(...)`` runs each step,
+``run.finish()`` closes it with a summary and the scraps the archive reads.
+
+The run is also the context every step receives: its mode, the inventory, the scenario's
+parameters, connections to the targets (opened once per target, on first use), and warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import html
+import logging
+import platform
+import socket
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, RunbookError, StepFailed
+from .record import glue, sha256_file, utc_iso, utc_now
+from .steps import Mode, Status, Step, StepEngine, StepResult
+
+__all__ = ["Run", "Summary", "start"]
+
+log = logging.getLogger(__name__)
+
+_VERSIONED = ("runbooklib", "papermill", "pypsrp", "msgraph-sdk")
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in _VERSIONED:
+        name = "s2s-runbooks" if dist == "runbooklib" else dist
+        try:
+            found[dist] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def _show(obj: Any) -> None:
+    """Show a result: rich in a notebook, text elsewhere."""
+    if _in_notebook():
+        from IPython.display import display
+
+        display(obj)
+    else:
+        print(str(obj))
+
+
+class Text(str):
+    """Plain text that a notebook shows as preformatted text rather than as a quoted repr."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+@dataclass
+class Summary:
+    scenario: str
+    run_id: str
+    mode: Mode
+    status: str
+    results: list[StepResult]
+    changes: int
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"Run {self.run_id} — {self.scenario} — {self.mode} — {self.status.upper()}"]
+        for r in self.results:
+            detail = "; ".join(r.changes) if r.changes and r.status in (Status.CHANGED, Status.PLANNED) else r.proof
+            lines.append(f"  {r.status.value:<8} {r.id:<28} {detail}")
+        lines.append(f"  changes made: {self.changes}")
+        for w in self.warnings:
+            lines.append(f"  WARNING {w}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = "".join(
+            f"<tr><td>{esc(r.id)}</td><td>{esc(r.title)}</td><td>{esc(r.status.value)}</td>"
+            f"<td>{esc('; '.join(r.changes) or r.proof)}</td></tr>"
+            for r in self.results
+        )
+        warn = "".join(f"<li>{esc(w)}</li>" for w in self.warnings)
+        return (
+            f"<h4>Run {esc(self.run_id)} — {esc(self.status)}</h4>"
+            "<table><thead><tr><th>step</th><th>title</th><th>status</th><th>changes / proof</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table><p>Changes made: <b>{self.changes}</b></p>"
+            + (f"<p><b>Warnings</b></p><ul>{warn}</ul>" if warn else "")
+        )
+
+
+class Run:
+    """One execution of a runbook. Created by :func:`start`."""
+
+    def __init__(self, *, scenario: str, mode: Mode, ticket: str, parameters: Any,
+                 inventory: Any, inventory_path: Path | None, run_context: dict[str, Any]) -> None:
+        self.scenario = scenario
+        self.mode: Mode = mode
+        self.ticket = ticket
+        self.params = parameters
+        self.inventory = inventory
+        self.inventory_path = inventory_path
+        self.run_id: str = run_context.get("run_id") or uuid.uuid4().hex[:12]
+        started = run_context.get("started")
+        self.started = dt.datetime.fromisoformat(started.replace("Z", "+00:00")) if started else utc_now()
+        self._context = run_context
+        self.engine = StepEngine(self, mode=mode)
+        self.warnings: list[str] = []
+        self._connections: Any = None
+        self._graphs: dict[str, Any] = {}
+        self.finished: dt.datetime | None = None
+        self.status: str | None = None
+        self.summary: Summary | None = None
+
+    # -- what steps use ------------------------------------------------------------------
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning("%s", message)
+
+    def remote(self, server: str):
+        """The remote PowerShell session to inventory server ``server`` (one per target per run)."""
+        if self._connections is None:
+            from .remote import RemoteConnections
+
+            self._connections = RemoteConnections(self.inventory)
+        return self._connections.session(server)
+
+    def graph(self, tenant: str):
+        """The Graph client for inventory tenant ``tenant`` (one per run)."""
+        if tenant not in self._graphs:
+            from .graph import GraphClient
+
+            self._graphs[tenant] = GraphClient.from_tenant(
+                self.inventory.tenant(tenant), lock_dir=self._lock_dir(), interactive=_in_notebook()
+            )
+        return self._graphs[tenant]
+
+    def _lock_dir(self) -> Path:
+        base = self.inventory_path.parent if self.inventory_path else Path.cwd()
+        return base / ".locks"
+
+    @property
+    def shells_opened(self) -> dict[str, int]:
+        if self._connections is None:
+            return {}
+        return dict(getattr(self._connections, "shells_opened", {}))
+
+    # -- the run ------------------------------------------------------------------------
+    def step(self, step: Step) -> None:
+        """Run one step, show its result, and stop the notebook if it failed.
+
+        Results are shown, not returned, so a notebook cell shows each exactly once; callers in
+        Python read :attr:`results`.
+        """
+        result = self.engine.run(step)
+        _show(result)
+        if result.status is Status.FAILED:
+            self._close("failed")
+            raise StepFailed(f"step {result.id} failed: {result.error}", hint=result.hint, step=result.id)
+
+    @property
+    def results(self) -> list[StepResult]:
+        return list(self.engine.results)
+
+    def finish(self) -> None:
+        """Close the run: record its outcome and show the summary (kept as :attr:`summary`)."""
+        status = "failed" if self.engine.failed else ("planned" if self.mode == "plan" else "succeeded")
+        self.summary = self._close(status)
+        _show(self.summary)
+
+    def fail(self, error: BaseException) -> None:
+        """Record a run that stopped outside any step (e.g. invalid input in a guided run)."""
+        self.warn(f"run stopped: {error}")
+        self._close("failed")
+
+    def _close(self, status: str) -> Summary:
+        self.status = status
+        self.finished = utc_now()
+        if self._connections is not None:
+            self._connections.close()
+            shells = self.shells_opened
+        else:
+            shells = {}
+        for client in self._graphs.values():
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+        self._graphs.clear()
+        self._connections = None
+        glue("run", self.manifest(shells_opened=shells))
+        glue("steps", [r.to_scrap() for r in self.engine.results])
+        glue("changes", self.engine.changes)
+        return Summary(self.scenario, self.run_id, self.mode, status, list(self.engine.results),
+                       self.engine.changes, list(self.warnings))
+
+    def manifest(self, *, shells_opened: dict[str, int] | None = None) -> dict[str, Any]:
+        """The ``run`` scrap."""
+        from .secrets import redact
+
+        params = self.params.model_dump(mode="json") if hasattr(self.params, "model_dump") else dict(self.params or {})
+        return {
+            "scenario": self.scenario,
+            "run_id": self.run_id,
+            "status": self.status,
+            "started": utc_iso(self.started),
+            "finished": utc_iso(self.finished) if self.finished else None,
+            "user": _user(),
+            "host": socket.gethostname(),
+            "ticket": self.ticket or None,
+            "mode": self.mode,
+            "sha256": {
+                "notebook": self._context.get("source_sha256"),
+                "parameters": self._context.get("parameters_sha256"),
+                "inventory": sha256_file(self.inventory_path) if self.inventory_path else None,
+            },
+            "versions": _versions(),
+            "parameters": _redact_tree(params, redact),
+            "warnings": [redact(w) for w in self.warnings],
+            "shells_opened": shells_opened or {},
+        }
+
+    def header(self) -> "Text":
+        lines = [
+            f"Run {self.run_id} · {self.scenario} · mode {self.mode.upper()}"
+            + (" (nothing will be changed)" if self.mode == "plan" else ""),
+            f"  by {_user()} on {socket.gethostname()} at {utc_iso(self.started)} (UTC)",
+        ]
+        if self.ticket:
+            lines.append(f"  ticket {self.ticket}")
+        return Text("\n".join(lines))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"
+
+
+def _redact_tree(value: Any, redact) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_tree(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_tree(v, redact) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: str | Path | None = None,
+          params: dict[str, Any] | None = None, run_context: dict[str, Any] | None = None) -> Run:
+    """Open a run: validate everything before anything is contacted, then show the header.
+
+    ``params`` are validated with the scenario's parameter model when the scenario is known.
+    Invalid input raises :class:`InputError` (and, in a notebook, records a failed run).
+    """
+    from .secrets import install_redaction
+
+    install_redaction()
+    run_context = dict(run_context or {})
+    inv = None
+    inv_path = Path(inventory).resolve() if inventory else None
+    run = Run(scenario=scenario, mode=mode, ticket=ticket, parameters=params or {}, inventory=None,
+              inventory_path=inv_path, run_context=run_context)
+    try:
+        if mode not in ("apply", "plan"):
+            raise InputError(f"mode must be 'plan' or 'apply', not {mode!r}", field="mode",
+                             hint="Use mode = \"plan\" to preview and mode = \"apply\" to change.")
+        if inv_path is not None:
+            from .inventory import load_inventory
+
+            inv = load_inventory(inv_path)
+        run.inventory = inv
+        from .scenarios import find_scenario
+
+        info = find_scenario(scenario)
+        if info is not None:
+            run.params = info.validate(params or {}, inv, source="parameters")
+    except RunbookError as exc:
+        run.fail(exc)
+        raise
+    _show(run.header())
+    return run

@@ -1,0 +1,76 @@
+"""The scenarios: one module per trust, each with its parameter model and ordered steps.
+
+The registry below is what ``runbook scenarios``, ``runbook run`` and ``runbook demo`` read. A
+scenario module is imported only when it is used, so the command line starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["ScenarioInfo", "SCENARIOS", "find_scenario", "project_root"]
+
+
+def project_root() -> Path:
+    """The checkout holding ``notebooks/`` and ``parameters/`` (runbooklib is installed editable)."""
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    name: str
+    title: str
+    module: str  # holds `Parameters` (a pydantic model) and `validate_against(params, inventory)`
+
+    @property
+    def notebook(self) -> Path:
+        return project_root() / "notebooks" / f"{self.name}.ipynb"
+
+    @property
+    def lab_parameters(self) -> Path:
+        return project_root() / "parameters" / "lab" / f"{self.name}.yaml"
+
+    def load(self) -> Any:
+        return importlib.import_module(self.module)
+
+    def validate(self, params: dict[str, Any], inventory: Any, *, source: str) -> BaseModel:
+        """Parameters as the scenario's typed model, checked against the inventory."""
+        from ..inventory import load_parameters
+
+        module = self.load()
+        model = load_parameters(params, module.Parameters, source=source)
+        check = getattr(module, "validate_against", None)
+        if check is not None and inventory is not None:
+            check(model, inventory, source=source)
+        return model
+
+
+SCENARIOS: dict[str, ScenarioInfo] = {
+    info.name: info
+    for info in (
+        ScenarioInfo(
+            "sharepoint-hybrid",
+            "SharePoint Server ↔ SharePoint in Microsoft 365 (hybrid, via Entra ID / ACS)",
+            "runbooklib.scenarios.sharepoint_hybrid",
+        ),
+    )
+}
+
+
+def find_scenario(name: str) -> ScenarioInfo | None:
+    return SCENARIOS.get(name)
+
+
+def available() -> list[ScenarioInfo]:
+    """Scenarios whose module and notebook exist in this checkout."""
+    found = []
+    for info in SCENARIOS.values():
+        if info.notebook.exists() and importlib.util.find_spec(info.module) is not None:
+            found.append(info)
+    return found

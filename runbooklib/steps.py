@@ -1,0 +1,342 @@
+"""The step engine: every change a runbook makes is a step that goes check → plan → apply → verify.
+
+A step first *checks* what is there (read-only) and says what it found, what is wanted, and the
+changes needed in words. In ``plan`` mode that is where it stops: the changes are reported as
+planned and nothing is touched. In ``apply`` mode the step *applies* exactly those changes, then
+*verifies* the end state independently of what apply returned; a failed verify fails the step.
+A step with nothing to change still verifies, so a re-run proves the trust as it stands.
+
+Results render as an HTML table in a notebook and as plain lines in a terminal or a diff.
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol
+
+from .errors import RunbookError, StepFailed
+
+__all__ = [
+    "Check",
+    "Context",
+    "Mode",
+    "Proof",
+    "Status",
+    "Step",
+    "StepEngine",
+    "StepResult",
+    "step",
+]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["apply", "plan"]
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    CHANGED = "changed"
+    PLANNED = "planned"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_MARKS = {
+    Status.OK: "✔",
+    Status.CHANGED: "✚",
+    Status.PLANNED: "…",
+    Status.FAILED: "✖",
+    Status.SKIPPED: "–",
+}
+_COLOURS = {
+    Status.OK: "#1a7f37",
+    Status.CHANGED: "#0969da",
+    Status.PLANNED: "#9a6700",
+    Status.FAILED: "#cf222e",
+    Status.SKIPPED: "#6e7781",
+}
+
+
+@dataclass
+class Check:
+    """What a step's check found.
+
+    ``changes`` lists, in the administrator's words, what apply would do; empty means the target
+    is already as wanted. ``skip`` names why the step does not apply here (e.g. a SharePoint 2013-only
+    step on a 2019 farm). ``data`` carries whatever apply needs from the check.
+    """
+
+    found: str
+    wanted: str
+    changes: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    skip: str | None = None
+    hint: str | None = None
+    data: Any = None
+
+
+@dataclass
+class Proof:
+    """What verify established. ``ok`` False fails the step with ``hint``."""
+
+    ok: bool
+    text: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    hint: str | None = None
+
+
+class Context(Protocol):
+    """What a step may use: the run's mode plus whatever the scenario puts on it."""
+
+    mode: Mode
+
+    def warn(self, message: str) -> None: ...
+
+
+class Step(Protocol):
+    """check and verify only read; apply changes exactly what check listed."""
+
+    id: str
+    title: str
+
+    def check(self, ctx: Any) -> Check: ...
+    def apply(self, ctx: Any, check: Check) -> list[str] | None: ...
+    def verify(self, ctx: Any, check: Check) -> Proof: ...
+
+
+@dataclass
+class FunctionStep:
+    """A step made of plain functions; see :func:`step`."""
+
+    id: str
+    title: str
+    check_fn: Callable[[Any], Check]
+    apply_fn: Callable[[Any, Check], list[str] | None] | None = None
+    verify_fn: Callable[[Any, Check], Proof] | None = None
+    why: str = ""
+
+    def check(self, ctx: Any) -> Check:
+        return self.check_fn(ctx)
+
+    def apply(self, ctx: Any, check: Check) -> list[str] | None:
+        if self.apply_fn is None:
+            raise StepFailed(
+                f"step {self.id} found changes to make but has no way to make them",
+                hint="This is a runbook defect: report it with the record.",
+                step=self.id,
+            )
+        return self.apply_fn(ctx, check)
+
+    def verify(self, ctx: Any, check: Check) -> Proof:
+        if self.verify_fn is None:
+            return Proof(ok=True, text="nothing further to prove")
+        return self.verify_fn(ctx, check)
+
+
+def step(id: str, title: str, *, check: Callable[[Any], Check],  # noqa: A002 - the contract's word
+         apply: Callable[[Any, Check], list[str] | None] | None = None,
+         verify: Callable[[Any, Check], Proof] | None = None, why: str = "") -> FunctionStep:
+    """Build a step from its check, apply and verify functions."""
+    return FunctionStep(id, title, check, apply, verify, why)
+
+
+@dataclass
+class StepResult:
+    """The outcome of one step, as recorded in the ``steps`` scrap."""
+
+    id: str
+    title: str
+    status: Status
+    found: str = ""
+    wanted: str = ""
+    changes: list[str] = field(default_factory=list)
+    proof: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    hint: str | None = None
+    error: str | None = None
+
+    @property
+    def changed_count(self) -> int:
+        return len(self.changes) if self.status is Status.CHANGED else 0
+
+    def to_scrap(self) -> dict[str, Any]:
+        """The ``steps`` scrap entry (JSON-safe)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status.value,
+            "changes": list(self.changes),
+            "evidence": _json_safe(self.evidence),
+            "hint": self.hint,
+            "found": self.found,
+            "wanted": self.wanted,
+            "proof": self.proof,
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
+
+    # -- rendering -------------------------------------------------------------------------
+    def action_text(self) -> str:
+        if self.status is Status.SKIPPED:
+            return "none"
+        if not self.changes:
+            return "none — already as wanted"
+        prefix = "would: " if self.status is Status.PLANNED else ""
+        return prefix + "; ".join(self.changes)
+
+    def __str__(self) -> str:
+        lines = [f"{_MARKS[self.status]} {self.status.value:<8} {self.id} — {self.title}"]
+        for label, value in (
+            ("found", self.found),
+            ("wanted", self.wanted),
+            ("action", self.action_text()),
+            ("proof", self.proof),
+        ):
+            if value:
+                lines.append(f"    {label:<7} {value}")
+        for warning in self.warnings:
+            lines.append(f"    WARNING {warning}")
+        if self.error:
+            lines.append(f"    error   {self.error}")
+        if self.hint:
+            lines.append(f"    next    {self.hint}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        colour = _COLOURS[self.status]
+        esc = html.escape
+        head = (
+            f"<div style='font-weight:600;margin:4px 0'>{esc(self.title)} "
+            f"<span style='color:{colour}'>{_MARKS[self.status]} {self.status.value}</span></div>"
+        )
+        cells = [self.found, self.wanted, self.action_text(), self.status.value, self.proof]
+        row = "".join(f"<td style='text-align:left;vertical-align:top'>{esc(c)}</td>" for c in cells)
+        table = (
+            "<table><thead><tr>"
+            + "".join(f"<th style='text-align:left'>{h}</th>" for h in ("found", "wanted", "action", "result", "proof"))
+            + f"</tr></thead><tbody><tr>{row}</tr></tbody></table>"
+        )
+        extras = ""
+        for warning in self.warnings:
+            extras += (
+                "<div style='background:#fff8c5;border-left:4px solid #9a6700;padding:4px 8px;margin:4px 0'>"
+                f"<b>Warning:</b> {esc(warning)}</div>"
+            )
+        if self.error:
+            extras += f"<div style='color:{colour}'><b>Error:</b> <pre>{esc(self.error)}</pre></div>"
+        if self.hint:
+            extras += f"<div><b>What to do:</b> {esc(self.hint)}</div>"
+        return head + table + extras
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+class StepEngine:
+    """Runs steps in order for one run and keeps their results.
+
+    After a failed step every later step is reported ``skipped`` without touching anything:
+    a runbook never builds on a step it could not prove.
+    """
+
+    def __init__(self, ctx: Any, *, mode: Mode) -> None:
+        if mode not in ("apply", "plan"):
+            raise ValueError(f"mode must be 'apply' or 'plan', not {mode!r}")
+        self.ctx = ctx
+        self.mode: Mode = mode
+        self.results: list[StepResult] = []
+
+    @property
+    def failed(self) -> StepResult | None:
+        return next((r for r in self.results if r.status is Status.FAILED), None)
+
+    @property
+    def changes(self) -> int:
+        return sum(r.changed_count for r in self.results)
+
+    def run(self, step: Step) -> StepResult:
+        if self.failed is not None:
+            result = StepResult(step.id, step.title, Status.SKIPPED,
+                                proof=f"not run: step {self.failed.id} failed")
+            self.results.append(result)
+            return result
+        result = self._run(step)
+        self.results.append(result)
+        log.info("step %s: %s", step.id, result.status.value)
+        return result
+
+    def _run(self, step: Step) -> StepResult:
+        result = StepResult(step.id, step.title, Status.FAILED)
+        phase = "check"
+        try:
+            check = step.check(self.ctx)
+            result.found, result.wanted = check.found, check.wanted
+            result.evidence.update(check.evidence)
+            result.warnings.extend(check.warnings)
+            for warning in check.warnings:
+                _warn(self.ctx, warning)
+            if check.skip:
+                result.status = Status.SKIPPED
+                result.proof = check.skip
+                result.hint = check.hint
+                return result
+            result.changes = list(check.changes)
+            if check.changes and self.mode == "plan":
+                result.status = Status.PLANNED
+                result.proof = "not applied (plan mode)"
+                return result
+            if check.changes:
+                phase = "apply"
+                made = step.apply(self.ctx, check)
+                if made is not None:
+                    result.changes = list(made)
+            # Verify is read-only, so with nothing to change plan mode proves the state too.
+            phase = "verify"
+            proof = step.verify(self.ctx, check)
+            result.proof = proof.text
+            result.evidence.update(proof.evidence)
+            if not proof.ok:
+                result.status = Status.FAILED
+                result.error = f"verification failed: {proof.text}"
+                result.hint = proof.hint or check.hint or "Inspect the evidence, correct the target, and run the runbook again."
+                return result
+            result.status = Status.CHANGED if result.changes else Status.OK
+            return result
+        except RunbookError as exc:
+            result.status = Status.FAILED
+            result.error = f"{phase}: {exc.message}"
+            result.hint = exc.hint or "Correct the cause above and run the runbook again; completed steps are skipped as already done."
+            return result
+        except Exception as exc:  # a defect must still end in an archived, failed record
+            log.error("step %s raised unexpectedly:\n%s", step.id, traceback.format_exc())
+            result.status = Status.FAILED
+            result.error = f"{phase}: {type(exc).__name__}: {exc}"
+            result.hint = "Unexpected error: keep this record and report it; the traceback is in the run log."
+            return result
+
+
+def _warn(ctx: Any, message: str) -> None:
+    warn = getattr(ctx, "warn", None)
+    if callable(warn):
+        warn(message)
