@@ -561,7 +561,10 @@ def input_error_from_validation(
     exc: ValidationError, *, source: str | None, model: type[BaseModel] | None = None
 ) -> InputError:
     """One :class:`InputError` in plain words: the first problem's field, then any others."""
-    problems = [_describe(err, model) for err in exc.errors(include_url=False)]
+    errors = exc.errors(include_url=False)
+    # An unknown key is usually a typo that also explains a "missing" one: report it first.
+    errors.sort(key=lambda e: e.get("type") != "extra_forbidden")
+    problems = [_describe(err, model) for err in errors]
     # Several errors may point at one field (e.g. a union); keep the first per field.
     seen: dict[str, str] = {}
     for field, text in problems:
@@ -641,8 +644,13 @@ def _plain(msg: str) -> str:
     return msg[0].lower() + msg[1:] if msg else msg
 
 
+_URL_USERINFO = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
+
+
 def _show(value: Any) -> str:
     text = repr(value)
+    # A URL with user:password@ is shown with the password masked.
+    text = _URL_USERINFO.sub(r"\1:********@", text)
     return text if len(text) <= 80 else text[:77] + "…"
 
 
