@@ -388,8 +388,11 @@ def _scrub_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a malformed format string: let logging report it as usual
         return record
-    record.msg = redact(message)
-    record.args = None
+    scrubbed = redact(message)
+    # Records without a secret keep their msg/args as logged (other code may inspect them).
+    if scrubbed != message:
+        record.msg = scrubbed
+        record.args = None
     if record.exc_text:
         record.exc_text = redact(record.exc_text)
     record._runbook_redacted = True  # type: ignore[attr-defined]
