@@ -1,0 +1,273 @@
+"""What the simulated SharePoint farm says: type names, builds, error texts and formats.
+
+Everything a real farm would show that the lab imitates lives here, so a better source can
+correct it in one place. Each entry carries a tag from /work/shared/design/sharepoint-cmdlets.md:
+
+* ``[C]`` confirmed from product documentation, product scripts or a capture;
+* ``[U]`` unconfirmed: our best guess, kept here on purpose. Change it here, nowhere else.
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------
+# Well-known identities                                                                    [C]
+SHAREPOINT_PRINCIPAL_ID = "00000003-0000-0ff1-ce00-000000000000"
+ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
+
+# ---------------------------------------------------------------------------------------------
+# Builds Get-SPFarm reports per product version. [C] that these builds exist (SharePointDsc keeps
+# stubs for them); [U] which release each one is.
+BUILD_VERSIONS = {
+    "2013": "15.0.4805.1000",
+    "2016": "16.0.4456.1000",
+    "2019": "16.0.10337.12109",
+    "SE": "16.0.18526.20508",
+}
+CONFIG_DB_NAME = "SharePoint_Config"          # [U] usual default of New-SPConfigurationDatabase
+STS_MANAGER_NAME = "SecurityTokenServiceManager"   # [U]
+
+# ---------------------------------------------------------------------------------------------
+# .NET type names (pstypenames, most-derived first).
+_PERSISTED = [
+    "Microsoft.SharePoint.Administration.SPPersistedObject",
+    "Microsoft.SharePoint.Administration.SPAutoSerializingObject",
+    "System.Object",
+]
+T_FARM = ["Microsoft.SharePoint.Administration.SPFarm", *_PERSISTED]                      # [C]
+T_WEB_APP = [                                                                              # [C]
+    "Microsoft.SharePoint.Administration.SPWebApplication",
+    "Microsoft.SharePoint.Administration.SPPersistedUpgradableObject",
+    *_PERSISTED,
+]
+T_ALTERNATE_URL = ["Microsoft.SharePoint.Administration.SPAlternateUrl", "System.Object"]  # [C]
+T_IIS_SETTINGS = ["Microsoft.SharePoint.Administration.SPIisSettings", *_PERSISTED]         # [C]
+T_WINDOWS_PROVIDER = [                                                                     # [U]
+    "Microsoft.SharePoint.Administration.SPWindowsAuthenticationProvider",
+    "Microsoft.SharePoint.Administration.SPAuthenticationProvider",
+    *_PERSISTED,
+]
+T_SITE = ["Microsoft.SharePoint.SPSite", "System.Object"]                                  # [C]
+T_WEB = ["Microsoft.SharePoint.SPWeb", "Microsoft.SharePoint.SPSecurableObject", "System.Object"]  # [C]
+T_STS_CONFIG = [                                                                           # [C]
+    "Microsoft.SharePoint.Administration.Claims.SPSecurityTokenServiceManager",
+    *_PERSISTED,
+]
+T_LOCAL_LOGIN_PROVIDER = [                                                                 # [C]
+    "Microsoft.SharePoint.Administration.Claims.SPLocalLoginProvider",
+    "Microsoft.SharePoint.Administration.Claims.SPLoginProviderBase",
+    *_PERSISTED,
+]
+T_CERTIFICATE = [                                                                          # [C]
+    "System.Security.Cryptography.X509Certificates.X509Certificate2",
+    "System.Security.Cryptography.X509Certificates.X509Certificate",
+    "System.Object",
+]
+T_APP_PRINCIPAL = ["Microsoft.SharePoint.SPAppPrincipal", "System.Object"]                 # [C]
+T_SITE_APP_PRINCIPAL_INFO = ["Microsoft.SharePoint.SPSiteAppPrincipalInfo", "System.Object"]  # [C]
+# There is no public class named SPTrustedSecurityTokenIssuer: the cmdlets return this one.  [C]
+T_TRUSTED_STS = [
+    "Microsoft.SharePoint.Administration.Claims.SPTrustedSecurityTokenService",
+    "Microsoft.SharePoint.Administration.Claims.SPTrustedProviderBase",
+    "Microsoft.SharePoint.Administration.Claims.SPLoginProviderBase",
+    *_PERSISTED,
+]
+T_ROOT_AUTHORITY = ["Microsoft.SharePoint.Administration.SPTrustedRootAuthority", *_PERSISTED]  # [U] namespace
+T_ROOT_AUTHORITY_MANAGER = "Microsoft.SharePoint.Administration.SPTrustedRootAuthorityManager"  # [U]
+T_ACS_PROXY = [                                                                            # [C]
+    "Microsoft.SharePoint.Administration.SPAzureAccessControlServiceApplicationProxy",
+    "Microsoft.SharePoint.Administration.SPServiceApplicationProxy",
+    *_PERSISTED,
+]
+T_PROXY_BASE = ["Microsoft.SharePoint.Administration.SPServiceApplicationProxy", *_PERSISTED]
+T_PROXY_GROUP = ["Microsoft.SharePoint.Administration.SPServiceApplicationProxyGroup", *_PERSISTED]  # [C]
+T_PSCUSTOMOBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
+
+# Service application proxies every lab farm starts with, all in the default group.      [U values]
+INITIAL_PROXIES = [
+    {
+        "name": "App Management Service Application",
+        "type": "Microsoft.SharePoint.AppManagement.AppManagementServiceApplicationProxy",
+        "type_name": "App Management Service Application Proxy",
+    },
+    {
+        "name": "Subscription Settings Service Application",
+        "type": "Microsoft.SharePoint.SPSubscriptionSettingsServiceApplicationProxy",
+        "type_name": "Microsoft SharePoint Foundation Subscription Settings Service Application Proxy",
+    },
+    {
+        "name": "Search Service Application",
+        "type": "Microsoft.Office.Server.Search.Administration.SearchServiceApplicationProxy",
+        "type_name": "Search Service Application Proxy",
+    },
+]
+ACS_PROXY_TYPE_NAME = "Azure Access Control Service Application Proxy"   # [U]
+DEFAULT_PROXY_GROUP_FRIENDLY_NAME = "[default]"                          # [U]
+
+ZONES = ("Default", "Intranet", "Internet", "Custom", "Extranet")        # [C] SPUrlZone
+T_ZONE_ENUM = "Microsoft.SharePoint.Administration.SPUrlZone"
+PERMISSION_SCOPES = ("Site", "SiteCollection", "SiteSubscription")       # [C]
+PERMISSION_RIGHTS = ("Read", "Write", "Manage", "FullControl")           # [C]
+T_SCOPE_ENUM = "Microsoft.SharePoint.PowerShell.SPCmdletAppPrincipalPermissionScope"  # [U] namespace
+T_RIGHT_ENUM = "Microsoft.SharePoint.PowerShell.SPCmdletAppPrincipalPermissionKind"   # [U] namespace
+# What SPAppPrincipalPermissionsManager reports where nothing was granted.               [U]
+NO_PERMISSION = "None"
+
+# ---------------------------------------------------------------------------------------------
+# Certificates the farm creates for itself.  [C] STS certificate in LocalMachine\SharePoint,
+# issued by the farm's root authority; [U] the OU/O/C parts of the subjects.
+STS_SUBJECT = {"CN": "SharePoint Security Token Service", "OU": "SharePoint", "O": "Microsoft", "C": "US"}
+ROOT_SUBJECT = {"CN": "SharePoint Root Authority", "OU": "SharePoint", "O": "Microsoft", "C": "US"}
+LOCAL_ROOT_AUTHORITY = "local"  # [U] that Get-SPTrustedRootAuthority always lists it
+
+# Remoting drops RawData from certificates nested in another object (depth).               [U]
+NESTED_CERTIFICATE_HAS_RAWDATA = False
+
+# ToString() of objects (what the client shows and what binding errors quote).
+def persisted_to_string(type_name: str, name: str) -> str:
+    """SPPersistedObject.ToString(): ``SPFarm Name=SharePoint_Config``.                     [C]"""
+    return f"{type_name.rsplit('.', 1)[-1]} Name={name}"
+
+
+def site_to_string(url: str) -> str:
+    return f"SPSite Url={url}"  # [C]
+
+
+def web_to_string(url: str) -> str:
+    return f"SPWeb Url={url}"  # [U]
+
+
+# Encoded claim of an app principal.                                                       [U]
+def encoded_app_claim(name_identifier: str) -> str:
+    return f"i:0i.t|ms.sp.ext|{name_identifier}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The farm's JSON metadata.  [C] json/1 (captured from SharePoint Subscription Edition).
+# [U] rootcertificate: believed to be the same family of document carrying the root certificate.
+METADATA_KEY_TYPE = "x509certificate"
+METADATA_KEY_USAGE = "Signing"
+
+
+def realm_challenge(realm: str, trusted_issuers: list[str]) -> str:
+    """The Bearer challenge of /_vti_bin/client.svc. [C] realm, client_id; [U] trusted_issuers list."""
+    issuers = ",".join(trusted_issuers)
+    return f'Bearer realm="{realm}",client_id="{SHAREPOINT_PRINCIPAL_ID}",trusted_issuers="{issuers}"'
+
+
+# ---------------------------------------------------------------------------------------------
+# Error texts.
+def fqid(cmdlet_class: str) -> str:
+    """FullyQualifiedErrorId of a SharePoint cmdlet. [C] pattern; [U] each class name."""
+    return f"Microsoft.SharePoint.PowerShell.{cmdlet_class}"
+
+
+CMDLET_CLASSES = {  # [U] SPCmdlet<Verb><Noun> pattern
+    "Get-SPFarm": "SPCmdletGetFarm",
+    "Get-SPWebApplication": "SPCmdletGetWebApplication",
+    "Get-SPAuthenticationProvider": "SPCmdletGetAuthenticationProvider",
+    "Get-SPSite": "SPCmdletGetSite",
+    "Get-SPSecurityTokenServiceConfig": "SPCmdletGetSecurityTokenServiceConfig",
+    "Get-SPAuthenticationRealm": "SPCmdletGetAuthenticationRealm",
+    "Set-SPAuthenticationRealm": "SPCmdletSetAuthenticationRealm",
+    "Register-SPAppPrincipal": "SPCmdletRegisterAppPrincipal",
+    "Get-SPAppPrincipal": "SPCmdletGetAppPrincipal",
+    "Set-SPAppPrincipalPermission": "SPCmdletSetAppPrincipalPermission",
+    "Get-SPServiceApplicationProxy": "SPCmdletGetServiceApplicationProxy",
+    "Remove-SPServiceApplicationProxy": "SPCmdletRemoveServiceApplicationProxy",
+    "Get-SPServiceApplicationProxyGroup": "SPCmdletGetServiceApplicationProxyGroup",
+    "Add-SPServiceApplicationProxyGroupMember": "SPCmdletAddServiceApplicationProxyGroupMember",
+    "New-SPAzureAccessControlServiceApplicationProxy": "SPCmdletNewAzureAccessControlServiceApplicationProxy",
+    "New-SPTrustedSecurityTokenIssuer": "SPCmdletNewSPTrustedSecurityTokenIssuer",
+    "Get-SPTrustedSecurityTokenIssuer": "SPCmdletGetSPTrustedSecurityTokenIssuer",
+    "Set-SPTrustedSecurityTokenIssuer": "SPCmdletSetSPTrustedSecurityTokenIssuer",
+    "Remove-SPTrustedSecurityTokenIssuer": "SPCmdletRemoveSPTrustedSecurityTokenIssuer",
+    "New-SPTrustedRootAuthority": "SPCmdletNewSPTrustedRootAuthority",
+    "Get-SPTrustedRootAuthority": "SPCmdletGetSPTrustedRootAuthority",
+    "Remove-SPTrustedRootAuthority": "SPCmdletRemoveSPTrustedRootAuthority",
+}
+
+# Cmdlets whose ConfirmImpact makes them prompt in a default session.  [C] the issuer removal and
+# proxy removal (scripts pass -Confirm:$false); [U] root authority removal. Set-SPAuthenticationRealm
+# is run without -Confirm in Microsoft's hybrid procedure, so it is believed not to prompt. [U]
+PROMPTING_CMDLETS = frozenset({
+    "Remove-SPTrustedSecurityTokenIssuer",
+    "Remove-SPTrustedRootAuthority",
+    "Remove-SPServiceApplicationProxy",
+})
+
+
+def confirm_refused(cmdlet: str, target: str) -> str:
+    """A prompting cmdlet in a remote, non-interactive host.                  [C] PowerShell's text"""
+    return (
+        "A command that prompts the user failed because the host program or the command type does "
+        "not support user interaction. The host was attempting to request confirmation with the "
+        "following message: Are you sure you want to perform this action?\r\n"
+        f'Performing the operation "{cmdlet}" on target "{target}".'
+    )
+
+
+# Parameter binding (PowerShell's own texts).                                               [C]
+def cannot_convert_object(param: str, to_string: str, from_type: str, to_type: str) -> str:
+    return (f"Cannot bind parameter '{param}'. Cannot convert the \"{to_string}\" value of type "
+            f"\"{from_type}\" to type \"{to_type}\".")
+
+
+def cannot_convert_enum(param: str, value: str, enum_type: str, names: tuple[str, ...]) -> str:
+    return (f"Cannot bind parameter '{param}'. Cannot convert value \"{value}\" to type \"{enum_type}\". "
+            f"Error: \"Unable to match the identifier name {value} to a valid enumerator name. Specify one "
+            f"of the following enumerator names and try again:\r\n{', '.join(names)}\"")
+
+
+AMBIGUOUS_PARAMETER_SET = "Parameter set cannot be resolved using the specified named parameters."
+
+
+def missing_mandatory(names: list[str]) -> str:
+    return f"Cannot process command because of one or more missing mandatory parameters: {' '.join(names)}."
+
+
+# SharePoint's own texts.
+def duplicate_object(type_name: str, name: str, parent_type: str, parent_name: str) -> str:
+    """[C] pattern (two spaces after the first sentence); [U] that these cmdlets surface it."""
+    return (f'An object of the type {type_name} named "{name}" already exists under the parent '
+            f'{parent_type} named "{parent_name}".  Rename your object or delete the existing object.')
+
+
+PIPEBIND_NOT_FOUND = "A valid object could not be read from the provided pipebind parameter."  # [C/U]
+
+
+def site_not_found(value: str) -> str:
+    return f"Cannot find an SPSite object with Id or Url: {value}."  # [C]
+
+
+def web_not_found(value: str) -> str:
+    return f"Cannot find an SPWeb object with Id or Url : {value}"  # [U]
+
+
+def web_application_not_found(value: str) -> str:
+    return f"Cannot find an SPWebApplication object that contains the following Name, Id, or Url: {value}."  # [U]
+
+
+def zone_not_found(url: str, zone: str) -> str:
+    return f"The Web application at {url} does not have a zone {zone}."  # [U]
+
+
+def app_principal_not_registered(name_identifier: str) -> str:
+    return f"The app principal {name_identifier} is not registered in this farm."  # [U] (template text, ours)
+
+
+def local_root_not_removable() -> str:
+    return "The local trusted root authority cannot be removed."  # [U]
+
+
+# Metadata download failures: the .NET WebException texts the cmdlet passes on.   [C] texts; [U] wrapping
+WEB_NAME_NOT_RESOLVED = "The remote name could not be resolved: '{host}'"
+WEB_CONNECT_FAILED = "Unable to connect to the remote server"
+WEB_TRUST_FAILED = ("The underlying connection was closed: Could not establish trust relationship for the "
+                    "SSL/TLS secure channel.")
+WEB_RECEIVE_FAILED = "The underlying connection was closed: An unexpected error occurred on a receive."
+WEB_TIMEOUT = "The operation has timed out"
+WEB_HTTP_STATUS = "The remote server returned an error: ({status}) {reason}."
+METADATA_INVALID = "The metadata document retrieved from '{url}' is not a valid JSON metadata document."  # [U]
+METADATA_OVER_HTTP = ("The metadata end point '{url}' is not using HTTPS. Set AllowMetadataOverHttp to true "
+                      "on the security token service configuration to allow it.")  # [U]
+CERTIFICATE_HAS_PRIVATE_KEY = "The certificate must not contain a private key."  # [U]

@@ -1,0 +1,195 @@
+"""A simulated SharePoint Server farm: cmdlets over PowerShell remoting, its S2S web endpoints,
+and persisted state.
+
+::
+
+    farm = SharePointFarm.open(lab_dir / "sp-a.json", FarmDefinition.preset("sp-a"),
+                               ca_bundle=lab_dir / "ca.pem")
+    WinRMEndpoint(server_name="sp-a", commands=farm.commands, accounts=…).mount(server)
+    farm.mount_web(server)        # /_layouts/15/metadata/json/1[/rootcertificate], /_vti_bin/client.svc
+
+The farm's state survives a restart (``open`` on an existing file loads it) and ``reset()``
+brings back the farm as it was first created. ``sts_key_pair()`` gives the STS signing key so
+tests can mint tokens as the farm would.
+
+Modules: :mod:`.sharepoint_state` (definition, initial state, JSON store),
+:mod:`.sharepoint_cmdlets` (cmdlets), :mod:`.sharepoint_templates` (script templates),
+:mod:`.sharepoint_objects` (the typed objects they return), :mod:`.sharepoint_fetch` (the farm's
+metadata client), :mod:`._sharepoint_texts` (every product text and unconfirmed choice).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import _sharepoint_texts as T
+from . import sharepoint_objects as O
+from .http import LabServer, Request, Response
+from .pki import KeyPair
+from .sharepoint_cmdlets import FarmOperations, register_cmdlets
+from .sharepoint_state import (
+    AddinIssuerDefinition,
+    FarmDefinition,
+    FarmStore,
+    WebAppDefinition,
+    key_pair_from_state,
+    new_sts_certificate,
+)
+from .sharepoint_templates import register_templates
+from .winrm.api import CommandTable
+
+__all__ = [
+    "AddinIssuerDefinition",
+    "FarmDefinition",
+    "METADATA_PATH",
+    "REALM_DISCOVERY_PATH",
+    "ROOT_CERTIFICATE_PATH",
+    "SharePointFarm",
+    "WebAppDefinition",
+]
+
+log = logging.getLogger(__name__)
+
+METADATA_PATH = "/_layouts/15/metadata/json/1"
+ROOT_CERTIFICATE_PATH = METADATA_PATH + "/rootcertificate"
+REALM_DISCOVERY_PATH = "/_vti_bin/client.svc"
+
+
+class SharePointFarm:
+    """One simulated farm over its state file."""
+
+    def __init__(self, store: FarmStore, *, ca_bundle: Path | None, metadata_timeout: float) -> None:
+        self._store = store
+        self._ops = FarmOperations(store, ca_bundle=ca_bundle, metadata_timeout=metadata_timeout)
+        self.commands = CommandTable()
+        register_cmdlets(self.commands, self._ops)
+        register_templates(self.commands, self._ops)
+
+    @classmethod
+    def open(cls, state_path: Path, definition: FarmDefinition | None = None, *,
+             ca_bundle: Path | None = None, metadata_timeout: float = 10.0) -> "SharePointFarm":
+        """Load the farm kept at ``state_path``, or create it from ``definition``.
+
+        ``ca_bundle`` is what the farm trusts when it downloads a partner's metadata over HTTPS
+        (a real farm uses the Windows certificate store); ``None`` means the system's defaults.
+        """
+        store = FarmStore.open(Path(state_path), definition)
+        return cls(store, ca_bundle=Path(ca_bundle) if ca_bundle else None, metadata_timeout=metadata_timeout)
+
+    # --- identity ----------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self._store.path
+
+    def _get(self, key: str) -> Any:
+        with self._store.view() as state:
+            return state[key]
+
+    @property
+    def name(self) -> str:
+        return self._get("name")
+
+    @property
+    def version(self) -> str:
+        return self._get("version")
+
+    @property
+    def farm_id(self) -> str:
+        return self._get("farm_id")
+
+    @property
+    def realm(self) -> str:
+        return self._get("realm")
+
+    @property
+    def public_host(self) -> str:
+        return self._get("public_host")
+
+    @property
+    def name_identifier(self) -> str:
+        """``00000003-0000-0ff1-ce00-000000000000@<realm>``: the issuer of the farm's tokens."""
+        return f"{T.SHAREPOINT_PRINCIPAL_ID}@{self.realm}"
+
+    # --- keys (lab only) ---------------------------------------------------------------------
+    def sts_key_pair(self) -> KeyPair:
+        """The STS signing certificate and its private key (RSA 2048)."""
+        with self._store.view() as state:
+            return key_pair_from_state(state["sts"]["signing"])
+
+    def root_key_pair(self) -> KeyPair:
+        """The farm's root authority (issuer of the STS certificate, the ``local`` root authority)."""
+        with self._store.view() as state:
+            return key_pair_from_state(state["sts"]["root"])
+
+    def addin_key_pair(self, name: str) -> KeyPair:
+        """The signing key of an initial provider-hosted add-in issuer, by its name."""
+        with self._store.view() as state:
+            return key_pair_from_state(state["addin_keys"][name])
+
+    def replace_sts_certificate(self) -> KeyPair:
+        """Lab control: give the farm a new STS certificate, as an administrator's rotation would."""
+        root = self.root_key_pair()
+        pair = new_sts_certificate(root)
+        with self._store.change() as state:
+            state["sts"]["signing"] = {"cert_pem": pair.cert_pem.decode(), "key_pem": pair.key_pem.decode()}
+        return pair
+
+    # --- state -------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the current state (for tests and ``lab status``)."""
+        with self._store.view() as state:
+            return copy.deepcopy(state)
+
+    def reset(self) -> None:
+        """Restore the farm as it was first created (same ids, same certificates)."""
+        self._store.reset()
+        log.info("SharePoint farm %s reset", self.name)
+
+    # --- web endpoints -----------------------------------------------------------------------
+    def metadata_document(self) -> dict[str, Any]:
+        """``/_layouts/15/metadata/json/1`` as the farm serves it now."""
+        cert = self.sts_key_pair().certificate
+        return self._document(O.cert_der(cert))
+
+    def root_certificate_document(self) -> dict[str, Any]:
+        """``…/json/1/rootcertificate``: the same document family, carrying the root certificate [U]."""
+        return self._document(O.cert_der(self.root_key_pair().certificate))
+
+    def _document(self, der: bytes) -> dict[str, Any]:
+        # Key order and casing as captured from a real farm (see s2s-facts.md).
+        return {
+            "issuer": self.name_identifier,
+            "keys": [{"keyValue": {"type": T.METADATA_KEY_TYPE, "value": base64.b64encode(der).decode()},
+                      "usage": T.METADATA_KEY_USAGE}],
+            "name": T.SHAREPOINT_PRINCIPAL_ID,
+            "serviceName": T.SHAREPOINT_PRINCIPAL_ID,
+        }
+
+    def mount_web(self, server: LabServer) -> None:
+        """Serve the farm's metadata and realm discovery on ``server``."""
+        server.mount(METADATA_PATH, self._serve_metadata)
+        server.mount(REALM_DISCOVERY_PATH, self._serve_realm_discovery)
+
+    def _serve_metadata(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response.text("405 METHOD NOT ALLOWED", status=405)
+        path = request.path.lower().rstrip("/")
+        if path == METADATA_PATH:
+            return Response.json(self.metadata_document())
+        if path == ROOT_CERTIFICATE_PATH:
+            return Response.json(self.root_certificate_document())
+        return Response.text("404 NOT FOUND", status=404, content_type="text/html; charset=utf-8")
+
+    def _serve_realm_discovery(self, request: Request) -> Response:
+        # The farm does not validate tokens here; every caller gets the challenge, which is what
+        # an anonymous "Authorization: Bearer " probe is after.
+        with self._store.view() as state:
+            issuers = [self.name_identifier] + [i["registered_issuer_name"] for i in state["trusted_issuers"]]
+            realm = state["realm"]
+        response = Response.text("401 UNAUTHORIZED", status=401)
+        response.headers["WWW-Authenticate"] = T.realm_challenge(realm, issuers)
+        return response

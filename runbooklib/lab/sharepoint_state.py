@@ -1,0 +1,342 @@
+"""A simulated SharePoint farm's configuration: its definition, its initial state and the JSON
+file that keeps it across lab restarts.
+
+The state is one JSON document (lab only: it holds the farm's private keys, so the file is
+created ``0600``). Every change is written atomically — a temporary file in the same directory,
+``fsync``, ``os.replace`` — so a crash or a dropped connection never leaves half a change. The
+initial state is kept in the same file, so :meth:`FarmStore.reset` brings back exactly the farm
+the estate was created with (same farm id, same certificates).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from . import _sharepoint_texts as T
+from .pki import KeyPair, new_signing_certificate
+
+__all__ = [
+    "AddinIssuerDefinition",
+    "FarmDefinition",
+    "FarmStore",
+    "WebAppDefinition",
+    "initial_state",
+    "key_pair_from_state",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+Version = Literal["2013", "2016", "2019", "SE"]
+Authentication = Literal["ntlm", "kerberos", "classic"]
+
+
+@dataclass(frozen=True)
+class WebAppDefinition:
+    """A web application with one site collection at its root.
+
+    ``authentication`` is what its Default zone uses: ``ntlm`` (Integrated Windows, DisableKerberos
+    True), ``kerberos`` (Negotiate, DisableKerberos False) or ``classic`` (a classic-mode web app:
+    no claims providers at all).
+    """
+
+    url: str
+    authentication: Authentication = "ntlm"
+    name: str | None = None
+    site_title: str = "Home"
+
+
+@dataclass(frozen=True)
+class AddinIssuerDefinition:
+    """A provider-hosted (high-trust) add-in: a certificate-based trusted issuer registered as
+    ``<issuer_id>@<farm realm>`` and its app principal ``<client_id>@<farm realm>`` with
+    FullControl on ``site_url``'s site collection."""
+
+    name: str
+    issuer_id: str
+    client_id: str
+    site_url: str
+    display_name: str = "Provider-hosted add-in"
+
+
+@dataclass(frozen=True)
+class FarmDefinition:
+    name: str
+    version: Version
+    public_host: str
+    web_apps: tuple[WebAppDefinition, ...]
+    initial_issuers: tuple[AddinIssuerDefinition, ...] = ()
+
+    @classmethod
+    def preset(cls, name: str) -> "FarmDefinition":
+        """The lab's standard farms: ``sp-a`` (2019, three web apps, one add-in) and ``sp-b`` (SE)."""
+        if name == "sp-a":
+            return cls(
+                name="sp-a",
+                version="2019",
+                public_host="sharepoint.contoso.lab",
+                web_apps=(
+                    WebAppDefinition("https://sharepoint.contoso.lab/", "ntlm", "SharePoint - sharepoint443"),
+                    WebAppDefinition("https://portal.contoso.lab/", "kerberos", "SharePoint - portal443"),
+                    WebAppDefinition("http://intranet.contoso.lab/", "ntlm", "SharePoint - intranet80"),
+                ),
+                initial_issuers=(
+                    AddinIssuerDefinition(
+                        name="Contoso Expenses add-in",
+                        issuer_id="2f5b0c7e-4d0a-4c36-9a8e-3a1d7c5e9b21",
+                        client_id="8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57",
+                        site_url="https://sharepoint.contoso.lab",
+                        display_name="Contoso Expenses",
+                    ),
+                ),
+            )
+        if name == "sp-b":
+            return cls(
+                name="sp-b",
+                version="SE",
+                public_host="collab.contoso.lab",
+                web_apps=(WebAppDefinition("https://collab.contoso.lab/", "ntlm", "SharePoint - collab443"),),
+            )
+        raise KeyError(f"no preset SharePoint farm named {name!r} (known: sp-a, sp-b)")
+
+
+# --------------------------------------------------------------------------------------------
+# Certificates
+
+def _name(parts: dict[str, str]) -> x509.Name:
+    oids = {"C": NameOID.COUNTRY_NAME, "O": NameOID.ORGANIZATION_NAME,
+            "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "CN": NameOID.COMMON_NAME}
+    # Stored most-general first, as Windows does, so .NET shows "CN=…, OU=…, O=…, C=…".
+    return x509.Name([x509.NameAttribute(oids[k], parts[k]) for k in ("C", "O", "OU", "CN") if k in parts])
+
+
+def _farm_certificates() -> tuple[KeyPair, KeyPair]:
+    """The farm's root authority and the STS signing certificate it issues (RSA 2048)."""
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root_name = _name(T.ROOT_SUBJECT)
+    root = (
+        x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
+        .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365 * 20))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    sts_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    sts = (
+        x509.CertificateBuilder().subject_name(_name(T.STS_SUBJECT)).issuer_name(root_name)
+        .public_key(sts_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365 * 15))
+        .sign(root_key, hashes.SHA256())
+    )
+    return KeyPair(root, root_key), KeyPair(sts, sts_key)
+
+
+def new_sts_certificate(root: KeyPair) -> KeyPair:
+    """A replacement STS certificate issued by the same root (lab control: certificate rotation)."""
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(T.STS_SUBJECT)).issuer_name(root.certificate.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365 * 15))
+        .sign(root.key, hashes.SHA256())
+    )
+    return KeyPair(cert, key)
+
+
+def _pair_to_state(pair: KeyPair) -> dict[str, str]:
+    return {"cert_pem": pair.cert_pem.decode(), "key_pem": pair.key_pem.decode()}
+
+
+def key_pair_from_state(entry: dict[str, str]) -> KeyPair:
+    cert = x509.load_pem_x509_certificate(entry["cert_pem"].encode())
+    key = serialization.load_pem_private_key(entry["key_pem"].encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return KeyPair(cert, key)
+
+
+# --------------------------------------------------------------------------------------------
+# Initial state
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def site_url_of(web_app_url: str) -> str:
+    """A root site collection's URL: the web application URL without the trailing slash."""
+    return web_app_url.rstrip("/")
+
+
+def initial_state(definition: FarmDefinition) -> dict[str, Any]:
+    """A fresh farm as :class:`FarmDefinition` describes it (new ids, new certificates)."""
+    if definition.version not in T.BUILD_VERSIONS:
+        raise ValueError(f"unknown SharePoint version {definition.version!r}: use 2013, 2016, 2019 or SE")
+    farm_id = _new_id()
+    root, sts = _farm_certificates()
+    web_apps = []
+    for i, wa in enumerate(definition.web_apps):
+        parts = urlsplit(wa.url)
+        url = f"{parts.scheme}://{parts.netloc.lower()}/"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        web_apps.append({
+            "id": _new_id(),
+            "name": wa.name or f"SharePoint - {port}" + (f" ({i})" if i else ""),
+            "url": url,
+            "zones": {"Default": {"url": url, "authentication": wa.authentication}},
+            "sites": [{
+                "id": _new_id(),
+                "url": site_url_of(url),
+                "root_web_id": _new_id(),
+                "title": wa.site_title,
+            }],
+        })
+    proxies = [
+        {"id": _new_id(), "name": p["name"], "type": p["type"], "type_name": p["type_name"],
+         "metadata_endpoint_uri": None, "in_default_group": True}
+        for p in T.INITIAL_PROXIES
+    ]
+    state: dict[str, Any] = {
+        "schema": SCHEMA,
+        "name": definition.name,
+        "version": definition.version,
+        "build_version": T.BUILD_VERSIONS[definition.version],
+        "farm_id": farm_id,
+        "public_host": definition.public_host,
+        "realm": farm_id,  # a new farm's realm is its id until Set-SPAuthenticationRealm
+        "sts": {
+            "allow_oauth_over_http": False,
+            "allow_metadata_over_http": False,
+            "signing": _pair_to_state(sts),
+            "root": _pair_to_state(root),
+        },
+        "web_apps": web_apps,
+        "trusted_issuers": [],
+        "root_authorities": [],
+        "app_principals": [],
+        "proxies": proxies,
+        "proxy_group_id": _new_id(),
+        "addin_keys": {},
+    }
+    for addin in definition.initial_issuers:
+        _add_addin(state, addin)
+    return state
+
+
+def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition) -> None:
+    pair = new_signing_certificate(addin.name)
+    realm = state["realm"]
+    state["addin_keys"][addin.name] = _pair_to_state(pair)
+    issuer_name = f"{addin.issuer_id.lower()}@{realm}"
+    state["trusted_issuers"].append({
+        "id": _new_id(),
+        "name": addin.name,
+        "description": addin.display_name,
+        "registered_issuer_name": issuer_name,
+        "is_self_issuer": True,
+        "metadata_endpoint": None,
+        "signing_cert_pem": pair.cert_pem.decode(),
+    })
+    # High-trust add-ins are conventionally also trusted as root authorities.
+    state["root_authorities"].append({
+        "id": _new_id(), "name": addin.name, "cert_pem": pair.cert_pem.decode(), "metadata_endpoint": None,
+    })
+    site_url = site_url_of(addin.site_url)
+    state["app_principals"].append({
+        "name_identifier": f"{addin.client_id.lower()}@{realm}",
+        "display_name": addin.display_name,
+        "web_url": site_url,
+        "permissions": [{"scope": "SiteCollection", "target": site_url, "right": "FullControl",
+                         "app_only": False}],
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Persistence
+
+@dataclass
+class FarmStore:
+    """The farm's state in memory and on disk; all access goes through :meth:`view` / :meth:`change`."""
+
+    path: Path
+    _doc: dict[str, Any] = field(repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def open(cls, path: Path, definition: FarmDefinition | None) -> "FarmStore":
+        """Load ``path``; create it from ``definition`` when it does not exist yet."""
+        path = Path(path)
+        if path.exists():
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if doc.get("schema") != SCHEMA:
+                raise ValueError(f"{path}: unsupported lab state schema {doc.get('schema')!r}; "
+                                 "delete the lab directory or run `runbook lab reset`")
+            if definition is not None and doc["current"]["name"] != definition.name:
+                raise ValueError(f"{path} holds farm {doc['current']['name']!r}, not {definition.name!r}")
+            return cls(path, doc)
+        if definition is None:
+            raise FileNotFoundError(f"{path}: no farm state and no definition to create one from")
+        first = initial_state(definition)
+        store = cls(path, {"schema": SCHEMA, "initial": first, "current": copy.deepcopy(first)})
+        store._write()
+        log.info("created SharePoint farm %s state at %s", definition.name, path)
+        return store
+
+    @contextmanager
+    def view(self) -> Iterator[dict[str, Any]]:
+        """Read the current state (do not modify it)."""
+        with self._lock:
+            yield self._doc["current"]
+
+    @contextmanager
+    def change(self) -> Iterator[dict[str, Any]]:
+        """Modify the current state; written atomically on success, rolled back on an exception."""
+        with self._lock:
+            before = copy.deepcopy(self._doc["current"])
+            try:
+                yield self._doc["current"]
+            except BaseException:
+                self._doc["current"] = before
+                raise
+            if self._doc["current"] != before:
+                self._write()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._doc["current"] = copy.deepcopy(self._doc["initial"])
+            self._write()
+
+    def _write(self) -> None:
+        data = json.dumps(self._doc, indent=1, sort_keys=True).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise

@@ -1,0 +1,210 @@
+"""Lab handlers for the SharePoint script templates (``runbooklib/templates/sharepoint/*.ps1``).
+
+Each handler does, on the farm's state, what its template's PowerShell does on a real farm —
+through the same :class:`~.sharepoint_cmdlets.FarmOperations` the cmdlets use, so a template
+and the cmdlets it calls cannot disagree. Where the PowerShell would throw, the handler ends
+the pipeline with the record ``throw`` produces (``RuntimeException``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+
+from . import _sharepoint_texts as T
+from . import sharepoint_objects as O
+from .sharepoint_cmdlets import FarmOperations, sp_error
+from .winrm.api import CommandTable, ErrorSpec, Invocation, ParamSpec, PSObj, TerminatingError
+
+__all__ = ["TEMPLATE_PARAMETERS", "register_templates"]
+
+M = ParamSpec(mandatory=True)
+S = ParamSpec(switch=True)
+O_ = ParamSpec()
+
+# Template name → its param() block; a test checks these against the .ps1 files.
+TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
+    "sharepoint/get-sts-certificate": {},
+    "sharepoint/set-oauth-over-http": {"Enabled": M},
+    "sharepoint/register-app-principal": {"Site": M, "NameIdentifier": M, "DisplayName": M},
+    "sharepoint/set-app-principal-permission": {"Site": M, "NameIdentifier": M, "Scope": M, "Right": M,
+                                                "EnableAppOnlyPolicy": S},
+    "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M},
+    "sharepoint/get-site-app-principals": {"Site": M},
+    "sharepoint/get-proxy-group-membership": {},
+    "sharepoint/new-trusted-issuer-from-certificate": {"Name": M, "CertificateRawData": M,
+                                                       "RegisteredIssuerName": M, "IsTrustBroker": S,
+                                                       "Description": O_},
+    "sharepoint/new-trusted-root-authority-from-certificate": {"Name": M, "CertificateRawData": M},
+}
+
+
+def _throw(message: str) -> TerminatingError:
+    """What PowerShell's ``throw "<message>"`` produces."""
+    return TerminatingError(ErrorSpec(message, message, "OperationStopped", "System.Management.Automation.RuntimeException"))
+
+
+def _site_not_found(value: Any) -> TerminatingError:
+    # Get-SPSite under $ErrorActionPreference = 'Stop': its non-terminating error becomes terminating.
+    return TerminatingError(sp_error("Get-SPSite", T.site_not_found(str(value)),
+                                     exception="Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException"))
+
+
+def _validate_set(param: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """A ``[ValidateSet(...)]`` parameter of a template (case-insensitive, as PowerShell's)."""
+    for name in allowed:
+        if name.lower() == str(value).lower():
+            return name
+    raise TerminatingError(ErrorSpec(
+        f"Cannot validate argument on parameter '{param}'. The argument \"{value}\" does not belong to the set "
+        f"\"{','.join(allowed)}\" specified by the ValidateSet attribute. Supply an argument that is in the set "
+        "and then try the command again.",
+        "ParameterArgumentValidationError", "InvalidData",
+        "System.Management.Automation.ParameterBindingValidationException"))
+
+
+def _certificate_from_bytes(value: Any) -> x509.Certificate:
+    if not isinstance(value, (bytes, bytearray)):
+        raise _throw(f'Cannot convert value "{value}" to type "System.Byte[]".')
+    data = bytes(value)
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        try:
+            return x509.load_pem_x509_certificate(data)
+        except ValueError:
+            # X509Certificate2's constructor on bytes that are not a certificate
+            raise TerminatingError(ErrorSpec(
+                'Exception calling ".ctor" with "1" argument(s): "Cannot find the requested object.\r\n"',
+                "ConstructorInvokedThrowException", "InvalidOperation",
+                "System.Management.Automation.MethodInvocationException")) from None
+
+
+def register_templates(table: CommandTable, ops: FarmOperations) -> None:
+    store = ops.store
+
+    def template(name: str):
+        return table.template(name, 1, TEMPLATE_PARAMETERS[name])
+
+    def root_web_of(site_value: Any) -> PSObj:
+        with store.view() as state:
+            found = ops.find_site(state, site_value)
+            if found is None:
+                raise _site_not_found(site_value)
+            return O.web_obj(found[1])  # a live SPWeb: it never leaves the server
+
+    @template("sharepoint/get-sts-certificate")
+    def get_sts_certificate(inv: Invocation) -> None:
+        with store.view() as state:
+            cert = O.load_pem(state["sts"]["signing"]["cert_pem"])
+        inv.write_output(O.custom({
+            "Thumbprint": O.thumbprint(cert),
+            "Subject": O.dotnet_name(cert.subject),
+            "Issuer": O.dotnet_name(cert.issuer),
+            "NotBefore": cert.not_valid_before_utc,
+            "NotAfter": cert.not_valid_after_utc,
+            "KeySize": cert.public_key().key_size,
+            "RawData": O.cert_der(cert),
+        }))
+
+    @template("sharepoint/set-oauth-over-http")
+    def set_oauth_over_http(inv: Invocation) -> None:
+        enabled = inv.param("Enabled")
+        if not isinstance(enabled, bool):
+            raise _throw(f'Cannot convert value "{enabled}" to type "System.Boolean".')
+        with store.change() as state:
+            state["sts"]["allow_oauth_over_http"] = enabled
+        inv.write_output(enabled)
+
+    @template("sharepoint/register-app-principal")
+    def register_app_principal(inv: Invocation) -> None:
+        web = root_web_of(inv.param("Site"))
+        principal, changed = ops.register_app_principal(web, str(inv.param("NameIdentifier")),
+                                                        str(inv.param("DisplayName")))
+        principal.properties["Changed"] = changed  # Add-Member -NotePropertyName Changed
+        inv.write_output(principal)
+
+    def live_principal(web: PSObj, name_identifier: str) -> PSObj:
+        with store.view() as state:
+            principal = ops.find_principal(state, name_identifier)
+        if principal is None:
+            raise _throw(T.app_principal_not_registered(name_identifier))
+        return O.app_principal_obj(principal)
+
+    @template("sharepoint/set-app-principal-permission")
+    def set_app_principal_permission(inv: Invocation) -> None:
+        scope = _validate_set("Scope", inv.param("Scope"), T.PERMISSION_SCOPES)
+        right = _validate_set("Right", inv.param("Right"), T.PERMISSION_RIGHTS)
+        web = root_web_of(inv.param("Site"))
+        principal = live_principal(web, str(inv.param("NameIdentifier")))
+        app_only = bool(inv.param("EnableAppOnlyPolicy", False))
+        ops.set_permission(principal.properties["NameIdentifier"], web, scope, right, app_only)
+        inv.write_output(O.custom({"NameIdentifier": principal.properties["NameIdentifier"],
+                                   "Site": web.properties["Url"], "Scope": scope, "Right": right,
+                                   "AppOnlyPolicy": app_only}))
+
+    @template("sharepoint/get-app-principal-permission")
+    def get_app_principal_permission(inv: Invocation) -> None:
+        web = root_web_of(inv.param("Site"))
+        principal = live_principal(web, str(inv.param("NameIdentifier")))
+        with store.view() as state:
+            record = ops.find_principal(state, principal.properties["NameIdentifier"]) or {}
+        grants = record.get("permissions", [])
+        site_url = web.properties["Url"]
+
+        def right(scope: str, target: str) -> str:
+            hit = next((g for g in grants if g["scope"] == scope and g["target"] == target), None)
+            return hit["right"] if hit else T.NO_PERMISSION
+
+        inv.write_output(O.custom({
+            "NameIdentifier": principal.properties["NameIdentifier"],
+            "Site": site_url,
+            "Web": right("Site", site_url),
+            "SiteCollection": right("SiteCollection", site_url),
+            "SiteSubscription": right("SiteSubscription", "subscription"),
+            "AppOnlyPolicy": any(g["app_only"] for g in grants),
+        }))
+
+    @template("sharepoint/get-site-app-principals")
+    def get_site_app_principals(inv: Invocation) -> None:
+        web = root_web_of(inv.param("Site"))
+        site_url = web.properties["Url"]
+        with store.view() as state:
+            known = [p for p in state["app_principals"]
+                     if p.get("web_url") == site_url or any(g["target"] in (site_url, "subscription")
+                                                            for g in p["permissions"])]
+        for index, principal in enumerate(known, start=1):
+            claim = T.encoded_app_claim(principal["name_identifier"])
+            inv.write_output(O.custom({"Id": index, "DisplayName": principal["display_name"],
+                                       "EncodedIdentityClaim": claim,
+                                       "NameIdentifier": claim.rsplit("|", 1)[1]}))
+
+    @template("sharepoint/get-proxy-group-membership")
+    def get_proxy_group_membership(inv: Invocation) -> None:
+        with store.view() as state:
+            proxies = [dict(p) for p in state["proxies"]]
+        for proxy in proxies:
+            inv.write_output(O.custom({
+                "Name": proxy["name"],
+                "Id": O.guid(proxy["id"]),
+                "TypeName": proxy["type_name"],
+                "Type": proxy["type"],
+                "MetadataEndpointUri": proxy["metadata_endpoint_uri"],
+                "InDefaultGroup": proxy["in_default_group"],
+            }))
+
+    @template("sharepoint/new-trusted-issuer-from-certificate")
+    def new_trusted_issuer_from_certificate(inv: Invocation) -> None:
+        cert = _certificate_from_bytes(inv.param("CertificateRawData"))
+        inv.write_output(ops.new_issuer(
+            "New-SPTrustedSecurityTokenIssuer", name=str(inv.param("Name")), certificate=cert, metadata_url=None,
+            registered_issuer_name=str(inv.param("RegisteredIssuerName")),
+            is_trust_broker=bool(inv.param("IsTrustBroker", False)),
+            description=str(inv.param("Description", "") or "")))
+
+    @template("sharepoint/new-trusted-root-authority-from-certificate")
+    def new_trusted_root_authority_from_certificate(inv: Invocation) -> None:
+        cert = _certificate_from_bytes(inv.param("CertificateRawData"))
+        inv.write_output(ops.new_root_authority("New-SPTrustedRootAuthority", name=str(inv.param("Name")),
+                                                certificate=cert, metadata_url=None))
