@@ -20,7 +20,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
 
-from winrm_fixtures import PASSWORD, TEMPLATE_TEXT, USERNAME, WinRMLab, winrm_lab  # noqa: F401 - fixture
+from winrm_fixtures import PASSWORD, TEMPLATE_TEXT, USERNAME, WinRMLab, _clear_faults, winrm_lab  # noqa: F401
 
 COMMAND_NOT_FOUND = (
     "The term 'Get-LabNothing' is not recognized as the name of a cmdlet, function, script file, or operable "
