@@ -755,9 +755,10 @@ def _check_assertion(tenant: Tenant, request: Request, client_id: str, assertion
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     der = cert.public_bytes(serialization.Encoding.DER)
     # azure-identity sends x5t (SHA-1, RS256); MSAL with a PFX sends x5t#S256 (PS256): accept both.
-    known = {("x5t", b64url(hashlib.sha1(der).digest())), ("x5t#S256", b64url(hashlib.sha256(der).digest()))}
-    presented = {(k, header[k]) for k in ("x5t", "x5t#S256") if k in header}
-    if not presented & known:
+    # MSAL writes x5t in standard base64 with padding, other clients base64url: compare digests.
+    known = {("x5t", hashlib.sha1(der).digest()), ("x5t#S256", hashlib.sha256(der).digest())}
+    presented = {(k, str(header[k])) for k in ("x5t", "x5t#S256") if k in header}
+    if not {(k, _b64_any(v)) for k, v in presented} & known:
         return 700027, ("Client assertion failed signature validation. [Reason - The key was not found., "
                         f"Thumbprint of key used by client: '{next(iter(dict(presented).values()), '')}'. "
                         "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see "
@@ -780,6 +781,15 @@ def _check_assertion(tenant: Tenant, request: Request, client_id: str, assertion
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         return 700021, "Client assertion application identifier doesn't match 'client_id' parameter."
     return None
+
+
+def _b64_any(text: str) -> bytes:
+    """Bytes of base64 or base64url text, padded or not (b'' if it is neither)."""
+    cleaned = text.replace("-", "+").replace("_", "/").rstrip("=")
+    try:
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except ValueError:
+        return b""
 
 
 def _device_code_grant(tenant: Tenant, request: Request, form: dict, client_id: str, app: dict) -> Response:
