@@ -37,6 +37,8 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
                                                        "RegisteredIssuerName": M, "IsTrustBroker": S,
                                                        "Description": O_},
     "sharepoint/new-trusted-root-authority-from-certificate": {"Name": M, "CertificateRawData": M},
+    "sharepoint/get-trusted-issuers": {"Name": O_},
+    "sharepoint/get-trusted-root-authorities": {},
 }
 
 
@@ -208,3 +210,45 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
         cert = _certificate_from_bytes(inv.param("CertificateRawData"))
         inv.write_output(ops.new_root_authority("New-SPTrustedRootAuthority", name=str(inv.param("Name")),
                                                 certificate=cert, metadata_url=None))
+
+    @template("sharepoint/get-trusted-issuers")
+    def get_trusted_issuers(inv: Invocation) -> None:
+        name = inv.param("Name")
+        with store.view() as state:
+            if name:
+                issuer = ops.find_issuer(state, name)
+                if issuer is None:  # Get-SPTrustedSecurityTokenIssuer under ErrorActionPreference Stop
+                    raise TerminatingError(sp_error("Get-SPTrustedSecurityTokenIssuer", T.PIPEBIND_NOT_FOUND,
+                                                    category="ObjectNotFound", target=str(name)))
+                issuers = [dict(issuer)]
+            else:
+                issuers = [dict(i) for i in state["trusted_issuers"]]
+        for issuer in issuers:
+            cert = O.load_pem(issuer["signing_cert_pem"])
+            inv.write_output(O.custom({
+                "Name": issuer["name"],
+                "Id": O.guid(issuer["id"]),
+                "RegisteredIssuerName": issuer["registered_issuer_name"],
+                "NameId": issuer["registered_issuer_name"],
+                "IsSelfIssuer": issuer["is_self_issuer"],
+                "MetadataEndPoint": issuer["metadata_endpoint"],
+                "IsAutomaticallyUpdated": issuer["metadata_endpoint"] is not None,
+                "Description": issuer["description"] or "",
+                "Thumbprint": O.thumbprint(cert),
+                "Subject": O.dotnet_name(cert.subject),
+                "NotBefore": cert.not_valid_before_utc,
+                "NotAfter": cert.not_valid_after_utc,
+                "RawData": O.cert_der(cert),
+            }))
+
+    @template("sharepoint/get-trusted-root-authorities")
+    def get_trusted_root_authorities(inv: Invocation) -> None:
+        with store.view() as state:
+            entries = [dict(e) for e in ops.root_authorities(state)]
+        for entry in entries:
+            cert = O.load_pem(entry["cert_pem"])
+            inv.write_output(O.custom({
+                "Name": entry["name"], "Id": O.guid(entry["id"]), "Thumbprint": O.thumbprint(cert),
+                "Subject": O.dotnet_name(cert.subject), "NotAfter": cert.not_valid_after_utc,
+                "RawData": O.cert_der(cert),
+            }))

@@ -1,0 +1,514 @@
+"""The simulated SharePoint farm, handler by handler (in memory) and its web endpoints over HTTPS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import ssl
+import stat
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from invocation_harness import BindingFailed, deserialize, run
+from runbooklib import metadata
+from runbooklib.lab.http import LabServer
+from runbooklib.lab.pki import LabCA, new_signing_certificate
+from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
+from runbooklib.lab.sharepoint_templates import TEMPLATE_PARAMETERS
+from runbooklib.lab.winrm.api import DeserializedObject, PSObj
+
+SP_ID = "00000003-0000-0ff1-ce00-000000000000"
+TEMPLATES = Path(__file__).resolve().parents[2] / "runbooklib" / "templates" / "sharepoint"
+ADDIN = FarmDefinition.preset("sp-a").initial_issuers[0]
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> dict[str, Path]:
+    """Farm state files created once per module; each test works on a copy."""
+    base = tmp_path_factory.mktemp("pristine")
+    paths = {}
+    for name in ("sp-a", "sp-b"):
+        SharePointFarm.open(base / f"{name}.json", FarmDefinition.preset(name))
+        paths[name] = base / f"{name}.json"
+    return paths
+
+
+@pytest.fixture
+def farm(pristine, tmp_path) -> SharePointFarm:
+    shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
+    return SharePointFarm.open(tmp_path / "sp-a.json")
+
+
+@pytest.fixture(scope="module")
+def lab_ca(tmp_path_factory) -> LabCA:
+    return LabCA.open(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def two_farms(pristine, tmp_path, lab_ca):
+    """sp-a and sp-b, each on its own HTTPS server, trusting the lab CA."""
+    farms, servers = {}, []
+    for name in ("sp-a", "sp-b"):
+        shutil.copy(pristine[name], tmp_path / f"{name}.json")
+        f = SharePointFarm.open(tmp_path / f"{name}.json", ca_bundle=lab_ca.bundle_path, metadata_timeout=3)
+        server = LabServer(name, lab_ca.issue_server_certificate(["127.0.0.1"]), cert_dir=tmp_path / "tls")
+        f.mount_web(server)
+        server.start()
+        farms[name] = (f, server)
+        servers.append(server)
+    yield farms
+    for server in servers:
+        server.stop()
+
+
+def sts_thumbprint(f: SharePointFarm) -> str:
+    return f.sts_key_pair().certificate.fingerprint(hashes.SHA1()).hex().upper()
+
+
+# ------------------------------------------------------------------------------ farm and web apps
+
+@pytest.mark.parametrize("preset, build", [("sp-a", "16.0.10337.12109"), ("sp-b", "16.0.18526.20508")])
+def test_get_spfarm_reports_the_build_of_its_version(pristine, tmp_path, preset, build):
+    shutil.copy(pristine[preset], tmp_path / "f.json")
+    f = SharePointFarm.open(tmp_path / "f.json")
+    obj = run(f.commands, "Get-SPFarm").one
+    assert obj.type_names[0] == "Microsoft.SharePoint.Administration.SPFarm"
+    assert obj.properties["BuildVersion"] == build
+    assert str(obj.properties["Id"]) == f.farm_id
+    assert obj.to_string == "SPFarm Name=SharePoint_Config"
+
+
+def test_unknown_parameter_fails_binding(farm):
+    with pytest.raises(BindingFailed, match="Realms"):
+        run(farm.commands, "Set-SPAuthenticationRealm", {"Realms": "x"})
+
+
+def test_web_applications_and_their_default_zone_authentication(farm):
+    apps = run(farm.commands, "Get-SPWebApplication").output
+    assert [a.properties["Url"] for a in apps] == [
+        "https://sharepoint.contoso.lab/", "https://portal.contoso.lab/", "http://intranet.contoso.lab/"]
+
+    def provider(url):
+        return run(farm.commands, "Get-SPAuthenticationProvider", {"WebApplication": url, "Zone": "Default"}).one
+
+    ntlm, kerberos, http = (provider(a.properties["Url"]) for a in apps)
+    assert ntlm.properties["DisableKerberos"] is True and ntlm.properties["UseWindowsIntegratedAuthentication"]
+    assert kerberos.properties["DisableKerberos"] is False
+    assert http.properties["DisableKerberos"] is True
+    assert ntlm.properties["ClaimProviderName"] == "AD"
+    # The zone settings are also on the web application object.
+    assert apps[1].properties["IisSettings"]["Default"].properties["DisableKerberos"] is False
+
+
+def test_authentication_provider_zone_errors(farm):
+    bad = run(farm.commands, "Get-SPAuthenticationProvider",
+              {"WebApplication": "https://sharepoint.contoso.lab", "Zone": "Outside"})
+    assert bad.terminating and "Cannot bind parameter 'Zone'" in bad.terminating.message
+    assert "Default, Intranet, Internet, Custom, Extranet" in bad.terminating.message
+    missing = run(farm.commands, "Get-SPAuthenticationProvider",
+                  {"WebApplication": "https://sharepoint.contoso.lab/", "Zone": "internet"})
+    assert missing.output == [] and missing.errors and missing.terminating is None
+
+
+def test_get_spsite_finds_the_site_or_writes_a_non_terminating_error(farm):
+    site = run(farm.commands, "Get-SPSite", {"Identity": "https://SharePoint.contoso.lab/"}).one
+    assert site.properties["Url"] == "https://sharepoint.contoso.lab"
+    assert site.properties["RootWeb"].type_names[0] == "Microsoft.SharePoint.SPWeb"
+    inside = run(farm.commands, "Get-SPSite", {"Identity": "https://sharepoint.contoso.lab/Pages/x.aspx"}).one
+    assert inside.properties["Id"] == site.properties["Id"]
+    missing = run(farm.commands, "Get-SPSite", {"Identity": "https://nowhere.contoso.lab"})
+    assert missing.output == [] and missing.terminating is None
+    assert missing.errors[0].message == "Cannot find an SPSite object with Id or Url: https://nowhere.contoso.lab."
+
+
+# ------------------------------------------------------------------------------ STS, realm, OAuth over HTTP
+
+def test_sts_config_and_realm_start_from_the_farm_id(farm):
+    config = run(farm.commands, "Get-SPSecurityTokenServiceConfig").one
+    assert config.properties["NameIdentifier"] == f"{SP_ID}@{farm.farm_id}"
+    assert config.properties["AllowOAuthOverHttp"] is False
+    cert = config.properties["LocalLoginProvider"].properties["SigningCertificate"]
+    assert cert.properties["Thumbprint"] == sts_thumbprint(farm)
+    assert cert.properties["Subject"].startswith("CN=SharePoint Security Token Service, OU=SharePoint")
+    assert run(farm.commands, "Get-SPAuthenticationRealm").one == farm.farm_id
+
+
+def test_set_realm_changes_the_name_identifier_but_not_existing_issuers(farm):
+    tenant = "6C3F0B8A-4E7D-4B25-9A61-0D2E7C9B1F44"
+    old = farm.realm
+    assert run(farm.commands, "Set-SPAuthenticationRealm", {"Realm": tenant}).terminating is None
+    assert run(farm.commands, "Get-SPAuthenticationRealm").one == tenant.lower()
+    config = run(farm.commands, "Get-SPSecurityTokenServiceConfig").one
+    assert config.properties["NameIdentifier"] == f"{SP_ID}@{tenant.lower()}"
+    # The add-in issuer stays registered under the old realm: exactly what breaks (KB 4010011).
+    issuer = run(farm.commands, "Get-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name}).one
+    assert issuer.properties["RegisteredIssuerName"] == f"{ADDIN.issuer_id}@{old}"
+
+
+def test_sts_certificate_template_returns_der_bytes(farm):
+    out = run(farm.commands, "sharepoint/get-sts-certificate").one
+    cert = x509.load_der_x509_certificate(out.properties["RawData"])
+    assert cert == farm.sts_key_pair().certificate
+    assert out.properties["Thumbprint"] == sts_thumbprint(farm)
+    assert out.properties["KeySize"] == 2048
+    assert out.properties["NotAfter"] == cert.not_valid_after_utc
+
+
+def test_oauth_over_http_template_sets_and_persists(farm):
+    assert run(farm.commands, "sharepoint/set-oauth-over-http", {"Enabled": True}).one is True
+    reopened = SharePointFarm.open(farm.state_path)
+    assert run(reopened.commands, "Get-SPSecurityTokenServiceConfig").one.properties["AllowOAuthOverHttp"] is True
+    assert run(farm.commands, "sharepoint/set-oauth-over-http", {"Enabled": False}).one is False
+
+
+# ------------------------------------------------------------------------------ app principals
+
+def test_register_app_principal_refuses_a_deserialized_web(farm):
+    site = run(farm.commands, "Get-SPSite", {"Identity": "https://sharepoint.contoso.lab"}).one
+    web = DeserializedObject(["Deserialized.Microsoft.SharePoint.SPWeb", "Deserialized.System.Object"],
+                             {"Url": "https://sharepoint.contoso.lab"}, site.properties["RootWeb"].to_string)
+    result = run(farm.commands, "Register-SPAppPrincipal",
+                 {"Site": web, "NameIdentifier": f"abc@{farm.realm}", "DisplayName": "x"})
+    assert result.terminating.message == (
+        "Cannot bind parameter 'Site'. Cannot convert the \"SPWeb Url=https://sharepoint.contoso.lab\" value of "
+        "type \"Deserialized.Microsoft.SharePoint.SPWeb\" to type \"Microsoft.SharePoint.PowerShell.SPWebPipeBind\".")
+    assert result.terminating.error_id == "CannotConvertArgumentNoMessage"
+
+
+def test_register_app_principal_template_is_idempotent(farm):
+    params = {"Site": "https://sharepoint.contoso.lab", "NameIdentifier": f"11111111-2222-3333-4444-555555555555@{farm.realm}",
+              "DisplayName": "SharePoint Online"}
+    first = run(farm.commands, "sharepoint/register-app-principal", params).one
+    assert first.type_names[0] == "Microsoft.SharePoint.SPAppPrincipal"
+    assert first.properties["Changed"] is True
+    before = farm.state_path.read_bytes()
+    again = run(farm.commands, "sharepoint/register-app-principal", params).one
+    assert again.properties["Changed"] is False
+    assert farm.state_path.read_bytes() == before
+    got = run(farm.commands, "Get-SPAppPrincipal", {"Site": "https://sharepoint.contoso.lab",
+                                                      "NameIdentifier": params["NameIdentifier"]}).one
+    assert got.properties["DisplayName"] == "SharePoint Online"
+
+
+def test_set_permission_refuses_a_deserialized_principal(farm):
+    principal = run(farm.commands, "Get-SPAppPrincipal", {"Site": "https://sharepoint.contoso.lab",
+                                                            "NameIdentifier": f"{ADDIN.client_id}@{farm.realm}"}).one
+    result = run(farm.commands, "Set-SPAppPrincipalPermission", {
+        "AppPrincipal": deserialize(principal), "Site": "https://sharepoint.contoso.lab",
+        "Scope": "SiteCollection", "Right": "FullControl", "Confirm": False})
+    assert result.terminating.message == (
+        "Cannot bind parameter 'AppPrincipal'. Cannot convert the \"Microsoft.SharePoint.SPAppPrincipal\" value of "
+        "type \"Deserialized.Microsoft.SharePoint.SPAppPrincipal\" to type \"Microsoft.SharePoint.SPAppPrincipal\".")
+    # A string is no principal either.
+    as_text = run(farm.commands, "Set-SPAppPrincipalPermission", {
+        "AppPrincipal": principal.properties["NameIdentifier"], "Site": "https://sharepoint.contoso.lab",
+        "Scope": "Site", "Right": "Read"})
+    assert "Cannot bind parameter 'AppPrincipal'" in as_text.terminating.message
+
+
+def test_set_permission_through_the_template_and_read_it_back(farm):
+    name_id = f"{ADDIN.client_id}@{farm.realm}"
+    site = "https://sharepoint.contoso.lab"
+    before = run(farm.commands, "sharepoint/get-app-principal-permission", {"Site": site, "NameIdentifier": name_id}).one
+    assert before.properties["SiteCollection"] == "FullControl" and before.properties["Web"] == "None"
+    out = run(farm.commands, "sharepoint/set-app-principal-permission",
+              {"Site": site, "NameIdentifier": name_id, "Scope": "site", "Right": "read"}).one
+    assert (out.properties["Scope"], out.properties["Right"]) == ("Site", "Read")
+    after = run(farm.commands, "sharepoint/get-app-principal-permission", {"Site": site, "NameIdentifier": name_id}).one
+    assert after.properties["Web"] == "Read" and after.properties["SiteCollection"] == "FullControl"
+    bad = run(farm.commands, "sharepoint/set-app-principal-permission",
+              {"Site": site, "NameIdentifier": name_id, "Scope": "Farm", "Right": "Read"})
+    assert "does not belong to the set \"Site,SiteCollection,SiteSubscription\"" in bad.terminating.message
+    unknown = run(farm.commands, "sharepoint/set-app-principal-permission",
+                  {"Site": site, "NameIdentifier": f"00000000-0000-0000-0000-000000000001@{farm.realm}",
+                   "Scope": "Site", "Right": "Read"})
+    assert "is not registered" in unknown.terminating.message
+
+
+def test_live_principal_from_the_same_pipeline_binds(farm):
+    name_id = f"{ADDIN.client_id}@{farm.realm}"
+    live = run(farm.commands, "Get-SPAppPrincipal", {"Site": "https://sharepoint.contoso.lab", "NameIdentifier": name_id}).one
+    result = run(farm.commands, "Set-SPAppPrincipalPermission",
+                 {"Site": "https://sharepoint.contoso.lab", "Scope": "SiteSubscription", "Right": "Manage",
+                  "EnableAppOnlyPolicy": True}, input=[live])
+    assert result.terminating is None
+    perm = run(farm.commands, "sharepoint/get-app-principal-permission",
+               {"Site": "https://sharepoint.contoso.lab", "NameIdentifier": name_id}).one
+    assert perm.properties["SiteSubscription"] == "Manage" and perm.properties["AppOnlyPolicy"] is True
+
+
+def test_site_app_principals_list_the_addin_under_the_current_realm(farm):
+    rows = run(farm.commands, "sharepoint/get-site-app-principals", {"Site": "https://sharepoint.contoso.lab"}).output
+    assert [r.properties["NameIdentifier"] for r in rows] == [f"{ADDIN.client_id}@{farm.farm_id}"]
+    assert rows[0].properties["EncodedIdentityClaim"].startswith("i:0i.t|ms.sp.ext|")
+
+
+# ------------------------------------------------------------------------------ trusted issuers
+
+def test_initial_addin_issuer(farm):
+    issuers = run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output
+    assert len(issuers) == 1
+    props = issuers[0].properties
+    assert issuers[0].type_names[0] == "Microsoft.SharePoint.Administration.Claims.SPTrustedSecurityTokenService"
+    assert props["RegisteredIssuerName"] == f"{ADDIN.issuer_id}@{farm.farm_id}"
+    assert props["IsSelfIssuer"] is True and props["MetadataEndPoint"] is None
+    assert props["IsAutomaticallyUpdated"] is False
+    cert = farm.addin_key_pair(ADDIN.name).certificate
+    assert props["SigningCertificate"].properties["Thumbprint"] == cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def test_issuer_not_found_is_a_non_terminating_error(farm):
+    result = run(farm.commands, "Get-SPTrustedSecurityTokenIssuer", {"Identity": "nope"})
+    assert result.output == [] and result.terminating is None
+    assert result.errors[0].message == "A valid object could not be read from the provided pipebind parameter."
+    roots = run(farm.commands, "Get-SPTrustedRootAuthority", {"Identity": "nope"})
+    assert roots.output == [] and roots.errors
+
+
+def test_certificate_issuer_template_duplicates_and_remove_needs_confirm(farm):
+    cert = new_signing_certificate("Partner")
+    params = {"Name": "Partner", "CertificateRawData": cert.cert_der,
+              "RegisteredIssuerName": f"AAAAAAAA-0000-0000-0000-000000000001@{farm.realm}"}
+    issuer = run(farm.commands, "sharepoint/new-trusted-issuer-from-certificate", params).one
+    assert issuer.properties["RegisteredIssuerName"] == f"aaaaaaaa-0000-0000-0000-000000000001@{farm.realm}"
+    assert issuer.properties["IsSelfIssuer"] is True
+    dup = run(farm.commands, "sharepoint/new-trusted-issuer-from-certificate", params)
+    assert dup.terminating.message == (
+        'An object of the type Microsoft.SharePoint.Administration.Claims.SPTrustedSecurityTokenService named '
+        '"Partner" already exists under the parent Microsoft.SharePoint.Administration.Claims.'
+        'SPSecurityTokenServiceManager named "SecurityTokenServiceManager".  Rename your object or delete the '
+        'existing object.')
+    prompt = run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer", {"Identity": "Partner"})
+    assert "does not support user interaction" in prompt.terminating.message
+    assert prompt.terminating.error_id == "HostFunctionNotImplemented"
+    assert len(run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 2
+    assert run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer",
+               {"Identity": "partner", "Confirm": False}).terminating is None
+    assert len(run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 1
+
+
+def test_issuer_certificate_must_be_live_and_sets_cannot_mix(farm):
+    cert_obj = run(farm.commands, "Get-SPSecurityTokenServiceConfig").one.properties["LocalLoginProvider"] \
+        .properties["SigningCertificate"]
+    refused = run(farm.commands, "New-SPTrustedSecurityTokenIssuer",
+                  {"Name": "x", "Certificate": deserialize(cert_obj), "RegisteredIssuerName": "a@b"})
+    assert refused.terminating.message.startswith("Cannot bind parameter 'Certificate'. Cannot convert the \"[Subject]")
+    assert "Deserialized.System.Security.Cryptography.X509Certificates.X509Certificate2" in refused.terminating.message
+    both = run(farm.commands, "New-SPTrustedSecurityTokenIssuer",
+               {"Name": "x", "Certificate": b"\x30", "MetadataEndPoint": "https://x/_layouts/15/metadata/json/1"})
+    assert both.terminating.message == "Parameter set cannot be resolved using the specified named parameters."
+
+
+def test_set_issuer_registered_name_reregisters_under_a_new_realm(farm):
+    run(farm.commands, "Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
+    run(farm.commands, "Set-SPTrustedSecurityTokenIssuer",
+        {"Identity": ADDIN.name, "RegisteredIssuerName": f"{ADDIN.issuer_id}@{farm.realm}"})
+    issuer = run(farm.commands, "sharepoint/get-trusted-issuers", {"Name": ADDIN.name}).one
+    assert issuer.properties["RegisteredIssuerName"].endswith("@6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44")
+    assert x509.load_der_x509_certificate(issuer.properties["RawData"]) == farm.addin_key_pair(ADDIN.name).certificate
+
+
+# ------------------------------------------------------------------------------ proxies
+
+def test_acs_proxy_and_default_group_membership(farm):
+    url = "https://accounts.accesscontrol.windows.net/6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44/metadata/json/1"
+    proxy = run(farm.commands, "New-SPAzureAccessControlServiceApplicationProxy",
+                {"Name": "ACS", "MetadataServiceEndpointUri": url, "DefaultProxyGroup": True}).one
+    assert proxy.type_names[0] == "Microsoft.SharePoint.Administration.SPAzureAccessControlServiceApplicationProxy"
+    assert proxy.properties["MetadataEndpointUri"] == url
+    run(farm.commands, "New-SPAzureAccessControlServiceApplicationProxy",
+        {"Name": "ACS outside", "MetadataServiceEndpointUri": url})
+    rows = {r.properties["Name"]: r.properties for r in
+            run(farm.commands, "sharepoint/get-proxy-group-membership").output}
+    assert rows["ACS"]["InDefaultGroup"] is True and rows["ACS outside"]["InDefaultGroup"] is False
+    assert rows["ACS"]["Type"].endswith("SPAzureAccessControlServiceApplicationProxy")
+    group = run(farm.commands, "Get-SPServiceApplicationProxyGroup", {"Default": True}).one
+    assert "ACS" in [p.properties["Name"] for p in group.properties["Proxies"]]
+    dup = run(farm.commands, "New-SPAzureAccessControlServiceApplicationProxy",
+              {"Name": "acs", "MetadataServiceEndpointUri": url})
+    assert "already exists" in dup.terminating.message
+    run(farm.commands, "Add-SPServiceApplicationProxyGroupMember", {"Identity": "", "Member": "ACS outside"})
+    assert all(r.properties["InDefaultGroup"] for r in run(farm.commands, "sharepoint/get-proxy-group-membership").output)
+    assert run(farm.commands, "Remove-SPServiceApplicationProxy", {"Identity": "ACS outside"}).terminating
+    run(farm.commands, "Remove-SPServiceApplicationProxy", {"Identity": "ACS outside", "Confirm": False})
+    assert "ACS outside" not in [p.properties["Name"] for p in run(farm.commands, "Get-SPServiceApplicationProxy").output]
+
+
+# ------------------------------------------------------------------------------ root authorities
+
+def test_root_authorities_include_local_which_cannot_be_removed(farm):
+    names = [r.properties["Name"] for r in run(farm.commands, "Get-SPTrustedRootAuthority").output]
+    assert names[0] == "local" and ADDIN.name in names
+    local = run(farm.commands, "Get-SPTrustedRootAuthority", {"Identity": "local"}).one
+    assert local.properties["Certificate"].properties["Subject"].startswith("CN=SharePoint Root Authority")
+    refused = run(farm.commands, "Remove-SPTrustedRootAuthority", {"Identity": "local", "Confirm": False})
+    assert refused.terminating is not None
+    cert = new_signing_certificate("Office Online Server")
+    run(farm.commands, "sharepoint/new-trusted-root-authority-from-certificate",
+        {"Name": "OOS", "CertificateRawData": cert.cert_der})
+    dup = run(farm.commands, "sharepoint/new-trusted-root-authority-from-certificate",
+              {"Name": "oos", "CertificateRawData": cert.cert_der})
+    assert "already exists" in dup.terminating.message
+    assert run(farm.commands, "Remove-SPTrustedRootAuthority", {"Identity": "OOS"}).terminating  # prompts
+    assert run(farm.commands, "Remove-SPTrustedRootAuthority", {"Identity": "OOS", "Confirm": False}).terminating is None
+
+
+# ------------------------------------------------------------------------------ farm to farm over HTTPS
+
+def test_issuer_and_root_from_the_partner_farms_metadata(two_farms):
+    (a, a_server), (b, _) = two_farms["sp-a"], two_farms["sp-b"]
+    url = f"{a_server.url}/_layouts/15/metadata/json/1/"
+    issuer = run(b.commands, "New-SPTrustedSecurityTokenIssuer",
+                 {"Name": "sp-a", "MetadataEndPoint": url, "IsTrustBroker": False}).one
+    assert issuer.properties["RegisteredIssuerName"] == a.name_identifier
+    assert issuer.properties["IsSelfIssuer"] is True and issuer.properties["IsAutomaticallyUpdated"] is True
+    assert issuer.properties["MetadataEndPoint"] == url
+    assert issuer.properties["SigningCertificate"].properties["Thumbprint"] == sts_thumbprint(a)
+    # A self-issuer's name resolves as an app principal without registration, so it can be granted.
+    granted = run(b.commands, "sharepoint/set-app-principal-permission",
+                  {"Site": "https://collab.contoso.lab", "NameIdentifier": a.name_identifier,
+                   "Scope": "SiteCollection", "Right": "FullControl"})
+    assert granted.terminating is None
+    root = run(b.commands, "New-SPTrustedRootAuthority",
+               {"Name": "sp-a root", "MetadataEndPoint": url + "rootcertificate"}).one
+    assert root.properties["Certificate"].properties["Thumbprint"] == \
+        a.root_key_pair().certificate.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def test_metadata_download_failures_are_the_products_and_change_nothing(two_farms, tmp_path):
+    (a, a_server), (b, _) = two_farms["sp-a"], two_farms["sp-b"]
+    before = b.state_path.read_bytes()
+
+    def new(url):
+        return run(b.commands, "New-SPTrustedSecurityTokenIssuer", {"Name": "x", "MetadataEndPoint": url}).terminating
+
+    assert new(f"{a_server.url}/_layouts/15/metadata/json/2").message == \
+        "The remote server returned an error: (404) Not Found."
+    assert new("https://127.0.0.1:9/_layouts/15/metadata/json/1").message == "Unable to connect to the remote server"
+    assert "AllowMetadataOverHttp" in new("http://127.0.0.1:9/_layouts/15/metadata/json/1").message
+    a_server.faults.add("drop", 1)
+    assert new(f"{a_server.url}/_layouts/15/metadata/json/1").message.startswith("The underlying connection was closed")
+    # A farm that does not trust the lab CA refuses the TLS certificate.
+    shutil.copy(b.state_path, tmp_path / "untrusting.json")
+    untrusting = SharePointFarm.open(tmp_path / "untrusting.json", ca_bundle=None, metadata_timeout=3)
+    refused = run(untrusting.commands, "New-SPTrustedSecurityTokenIssuer",
+                  {"Name": "x", "MetadataEndPoint": f"{a_server.url}/_layouts/15/metadata/json/1"})
+    assert refused.terminating.message == ("The underlying connection was closed: Could not establish trust "
+                                           "relationship for the SSL/TLS secure channel.")
+    assert b.state_path.read_bytes() == before
+
+
+def test_metadata_endpoints_parse_with_plain_json_and_cryptography(two_farms, lab_ca):
+    a, server = two_farms["sp-a"]
+    context = ssl.create_default_context(cafile=str(lab_ca.bundle_path))
+    for path in ("/_layouts/15/metadata/json/1", "/_layouts/15/metadata/json/1/"):
+        with urllib.request.urlopen(server.url + path, context=context) as resp:
+            doc = json.loads(resp.read())
+            assert resp.headers["Content-Type"].startswith("application/json")
+        assert doc["issuer"] == f"{SP_ID}@{a.realm}"
+        assert doc["name"] == doc["serviceName"] == SP_ID
+        assert list(doc) == ["issuer", "keys", "name", "serviceName"]
+        key = doc["keys"][0]
+        assert key["usage"] == "Signing" and key["keyValue"]["type"] == "x509certificate"
+        cert = x509.load_der_x509_certificate(base64.b64decode(key["keyValue"]["value"]))
+        assert cert == a.sts_key_pair().certificate
+        assert cert.public_key().key_size == 2048
+    with urllib.request.urlopen(server.url + "/_layouts/15/metadata/json/1/rootcertificate", context=context) as resp:
+        root = json.loads(resp.read())
+    assert x509.load_der_x509_certificate(base64.b64decode(root["keys"][0]["keyValue"]["value"])) == \
+        a.root_key_pair().certificate
+
+
+def test_metadata_endpoints_parse_with_runbooklib_metadata(two_farms, lab_ca):
+    a, server = two_farms["sp-a"]
+    doc = metadata.fetch_metadata(server.url + "/_layouts/15/metadata/json/1", ca_bundle=lab_ca.bundle_path)
+    assert doc.realm == a.realm and doc.principal_id == SP_ID
+    assert doc.thumbprints == (sts_thumbprint(a),)
+    # The metadata follows the realm.
+    run(a.commands, "Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
+    doc = metadata.fetch_metadata(server.url + "/_layouts/15/metadata/json/1/", ca_bundle=lab_ca.bundle_path)
+    assert doc.realm == "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"
+
+
+def test_realm_discovery_challenge(two_farms, lab_ca):
+    a, server = two_farms["sp-a"]
+    request = urllib.request.Request(server.url + "/_vti_bin/client.svc", headers={"Authorization": "Bearer "})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, context=ssl.create_default_context(cafile=str(lab_ca.bundle_path)))
+    assert caught.value.code == 401
+    header = caught.value.headers["WWW-Authenticate"]
+    assert re.match(rf'Bearer realm="{a.realm}",client_id="{SP_ID}",trusted_issuers="[^"]+"$', header)
+    assert metadata.discover_realm(server.url, lab_ca.bundle_path) == a.realm
+
+
+def test_sts_key_pair_mints_tokens_the_metadata_certificate_verifies(two_farms, lab_ca):
+    a, server = two_farms["sp-a"]
+    pair = a.sts_key_pair()
+    token = jwt.encode({"iss": a.name_identifier, "aud": "x"}, pair.key_pem, algorithm="RS256")
+    doc = metadata.fetch_metadata(server.url + "/_layouts/15/metadata/json/1", ca_bundle=lab_ca.bundle_path)
+    claims = jwt.decode(token, doc.signing_certificates[0].public_key(), algorithms=["RS256"], audience="x")
+    assert claims["iss"] == a.name_identifier
+
+
+# ------------------------------------------------------------------------------ persistence
+
+def test_state_survives_reopen_and_reset_restores_the_initial_farm(farm):
+    initial = farm.snapshot()
+    run(farm.commands, "Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
+    run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name, "Confirm": False})
+    reopened = SharePointFarm.open(farm.state_path)
+    assert reopened.realm == "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"
+    assert run(reopened.commands, "Get-SPTrustedSecurityTokenIssuer").output == []
+    reopened.reset()
+    assert reopened.snapshot() == initial
+    assert SharePointFarm.open(farm.state_path).realm == farm.farm_id
+    assert stat.S_IMODE(farm.state_path.stat().st_mode) == 0o600
+    assert [p.name for p in farm.state_path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_failed_change_leaves_no_partial_state(farm):
+    before = farm.state_path.read_bytes()
+    result = run(farm.commands, "Register-SPAppPrincipal",
+                 {"Site": "https://nowhere.contoso.lab", "NameIdentifier": "a@b", "DisplayName": "x"})
+    assert result.terminating is not None
+    assert farm.state_path.read_bytes() == before
+
+
+def test_each_farm_has_its_own_sts_certificate(pristine):
+    a = SharePointFarm.open(pristine["sp-a"])
+    b = SharePointFarm.open(pristine["sp-b"])
+    assert sts_thumbprint(a) != sts_thumbprint(b)
+    assert a.farm_id != b.farm_id
+
+
+def test_replaced_sts_certificate_is_served(two_farms, lab_ca):
+    a, server = two_farms["sp-a"]
+    old = sts_thumbprint(a)
+    a.replace_sts_certificate()
+    doc = metadata.fetch_metadata(server.url + "/_layouts/15/metadata/json/1", ca_bundle=lab_ca.bundle_path)
+    assert doc.thumbprints == (sts_thumbprint(a),) != (old,)
+
+
+# ------------------------------------------------------------------------------ templates on disk
+
+def test_every_template_file_matches_its_lab_handler(farm):
+    files = sorted(TEMPLATES.glob("*.ps1"))
+    assert {f"sharepoint/{f.stem}" for f in files} == set(TEMPLATE_PARAMETERS)
+    for path in files:
+        lines = path.read_text().splitlines()
+        assert lines[0] == f"# runbook-template: sharepoint/{path.stem} v1"
+        assert lines[1].startswith("param(")
+        block = path.read_text().split("param(", 1)[1]
+        block = block[: block.index("\n)") if not lines[1].startswith("param()") else 0]
+        declared = set(re.findall(r"\$(\w+)\s*(?:=[^,\n]*)?\s*,?\s*$", block, flags=re.M))
+        assert declared == set(TEMPLATE_PARAMETERS[f"sharepoint/{path.stem}"]), path.name
+        assert farm.commands.find_template(f"sharepoint/{path.stem}", "1") is not None
