@@ -239,3 +239,44 @@ def test_unknown_shell_fault_echoes_message_id(winrm_lab):
         shell.receive("stdout")
     assert info.value.code == 2150858843
     assert "shell was not found" in info.value.reason
+
+
+def test_one_pipeline_on_an_open_pool_is_two_requests(winrm_lab, pool):
+    before = winrm_lab.endpoint.requests_handled
+    run(pool, lambda p: p.add_cmdlet("Get-LabWidget").add_argument("w"))
+    assert winrm_lab.endpoint.requests_handled - before == 2  # Command + Receive
+
+
+def test_large_output_spans_several_receives(winrm_lab, pool):
+    size = 1536 * 1024  # more than one 512000-byte envelope
+    before = winrm_lab.endpoint.requests_handled
+    ps = run(pool, lambda p: p.add_cmdlet("Get-LabBlob").add_parameter("Size", size))
+    assert ps.output == [bytes(i % 251 for i in range(size))]
+    assert winrm_lab.endpoint.requests_handled - before > 3
+
+
+def test_text_with_markup_and_non_ascii_round_trips(pool):
+    name = "Wídget <&> \"quoted\"\nline 2 _x000A_ ☃"
+    ps = run(pool, lambda p: p.add_cmdlet("Get-LabWidget").add_parameter("Identity", name))
+    assert ps.output[0].adapted_properties["Name"] == name
+
+
+def test_stop_signal_ends_a_running_pipeline(pool):
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Wait-LabJob").add_parameter("Seconds", 20)
+    started = time.monotonic()
+    ps.begin_invoke()
+    ps.stop()
+    assert ps.state == PSInvocationState.STOPPED
+    after = run(pool, lambda p: p.add_cmdlet("Get-LabWidget").add_argument("after-stop"))
+    assert after.output[0].adapted_properties["Name"] == "after-stop"
+    assert time.monotonic() - started < 5
+
+
+def test_malformed_request_gets_a_wsman_fault_not_a_crash(winrm_lab):
+    resp = requests.post(winrm_lab.url, data=b"this is not soap", auth=(USERNAME, PASSWORD),
+                         headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+                         verify=str(winrm_lab.ca_bundle), timeout=5)
+    assert resp.status_code == 500
+    fault = WSMan._parse_wsman_fault(resp.text)
+    assert fault.code == 2150858817 and "not well-formed" in fault.reason

@@ -136,6 +136,11 @@ def make_table() -> CommandTable:
             time.sleep(0.02)
         inv.write_output("finished")
 
+    @table.cmdlet("Get-LabBlob", {"Size": ParamSpec(mandatory=True)})
+    def get_blob(inv: Invocation) -> None:
+        size = int(inv.param("Size"))
+        inv.write_output(bytes(i % 251 for i in range(size)))
+
     @table.cmdlet("Format-LabInput")
     def format_input(inv: Invocation) -> None:
         for item in inv.input:

@@ -27,6 +27,8 @@ import uuid
 from collections import deque
 from typing import Any
 
+from psrpcore import PSRPCoreError
+
 from ..http import LabServer, Request, Response
 from . import soap
 from .adapter import Shell
@@ -61,6 +63,7 @@ class WinRMEndpoint:
         self._injected_failures: deque[str] = deque()
         self._address = WSMAN_PATH
         self.shells_created = 0
+        self.requests_handled = 0  # WS-Man requests answered (benchmarks and tests count round trips)
 
     def __repr__(self) -> str:
         return f"<WinRMEndpoint {self.server_name} accounts={sorted(n for n, _ in self._accounts.values())}>"
@@ -110,6 +113,7 @@ class WinRMEndpoint:
 
     def handle(self, request: Request) -> Response:
         """The ``/wsman`` route."""
+        self.requests_handled += 1
         user = self._authenticate(request)
         if user is None:
             log.info("%s: WinRM request refused: bad or missing Basic credentials", self.server_name)
@@ -125,7 +129,12 @@ class WinRMEndpoint:
         try:
             soap_request = soap.parse_request(request.body)
             relates_to = soap_request.message_id
-            body = self._dispatch(soap_request, user, request)
+            try:
+                body = self._dispatch(soap_request, user, request)
+            except (PSRPCoreError, binascii.Error, ValueError) as exc:
+                # malformed PSRP data: answer as WinRM does, with a fault, not a 500 page
+                log.warning("%s: cannot process %s: %s", self.server_name, soap_request.action, exc)
+                raise soap.WSManFault.invalid(f"The PowerShell data could not be processed: {exc}") from None
             return Response(200, body, {"Content-Type": _SOAP_CONTENT_TYPE})
         except soap.WSManFault as fault:
             if fault.code != soap.FAULT_OPERATION_TIMEOUT:
