@@ -614,9 +614,13 @@ def _describe(err: Mapping[str, Any], model: type[BaseModel] | None) -> tuple[st
         expected = f"expected one of {ctx.get('expected', '')}"
     if expected is None:
         expected = _plain(str(err.get("msg", "is not valid")))
-    if etype.endswith("_type") and scalar and not secret:
-        found = f", found {_kind(value)}"
+    if secret and etype == "string_type":
+        expected = (f"expected a secret reference ({_REF_FORMS}); the value is not shown, "
+                    "it may be a password")
     return field, f"{shown}{expected}{found}"
+
+
+_REF_FORMS = "env:NAME, file:PATH, keyring:SERVICE/NAME or prompt"
 
 
 _EXPECTED_BY_TYPE = {

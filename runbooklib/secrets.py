@@ -29,15 +29,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import quote, quote_plus
 
 from .errors import InputError, SecretError
 
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
-    "Redactor",
     "RedactingFilter",
     "RedactingStream",
+    "Redactor",
     "SecretRef",
     "install_redaction",
     "is_secret_ref",
@@ -300,8 +301,9 @@ def _from_prompt(purpose: str, interactive: bool) -> str:
 class Redactor:
     """Remembers secret values and replaces them with :data:`MASK` in text.
 
-    Besides the value itself it also scrubs its ``repr`` and JSON escapes, so a secret with a
-    backslash or a quote is caught when printed inside a dict or a JSON document.
+    Besides the value itself it also scrubs its ``repr``, JSON and URL-encoded forms, so a
+    secret with a backslash, a quote or a ``+`` is caught when printed inside a dict, a JSON
+    document or a logged request body.
     """
 
     def __init__(self) -> None:
@@ -315,7 +317,9 @@ class Redactor:
         # A value made only of the mask's character would turn the mask into itself again.
         if set(value) <= set(MASK):
             return
-        forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
+        # The forms a value takes when shown inside a repr, a JSON document or a form/URL body.
+        forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1], quote(value, safe=""),
+                 quote_plus(value, safe="")}
         with self._lock:
             before = len(self._values)
             self._values.update(f for f in forms if len(f) >= MIN_SECRET_LENGTH)

@@ -264,6 +264,15 @@ def test_redact_catches_escaped_forms() -> None:
     assert "ss\\\\w0rd" not in redact(repr({"password": value}))
 
 
+def test_redact_catches_url_encoded_forms() -> None:
+    from urllib.parse import urlencode
+
+    value = "a+b/c=d~" + pysecrets.token_hex(4)
+    sec.register_secret(value)
+    body = urlencode({"client_id": "x", "client_secret": value})
+    assert redact(body) == f"client_id=x&client_secret={MASK}"
+
+
 def test_redact_data_walks_containers() -> None:
     value = sentinel()
     sec.register_secret(value)
@@ -389,6 +398,12 @@ NOTEBOOK_CELLS = [
     'display(HTML(f"<b>{env_pw}</b>")); display(Markdown(file_pw)); display({"pw": env_pw})',
     "{'result': env_pw, 'other': file_pw}",
     "import scrapbook as sb\nsb.glue('leak', {'pw': env_pw})",
+    # A headless run cannot answer a prompt, even when the code allows one.
+    "from runbooklib.errors import SecretError\n"
+    "try:\n"
+    '    resolve_secret("prompt", purpose="the notebook test", interactive=True)\n'
+    "except SecretError as exc:\n"
+    '    print("prompt refused:", exc.message)',
     'raise RuntimeError(f"raised with {env_pw} and {file_pw}")',
 ]
 
@@ -429,5 +444,6 @@ def test_a_notebook_that_prints_logs_displays_and_raises_leaks_nothing(tmp_path:
     assert "logged ******** ********" in text
     assert "<b>********</b>" in text
     assert "raised with ******** and ********" in text
+    assert "prompt refused: the secret for the notebook test is set to 'prompt'" in text
     assert "RuntimeError" in info.value.ename
     assert env_value not in str(info.value)
