@@ -9,6 +9,7 @@ Only what PSRP over WinRM uses is modelled. Responses echo the request's ``Messa
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -245,8 +246,6 @@ def receive_response(request: SoapRequest, chunks: list[bytes], *, command_id: s
                      done: bool) -> bytes:
     """``chunks`` are PSRP payloads (one ``rsp:Stream`` each). With a ``command_id`` the command state
     is reported: Done once the pipeline has ended and every byte of its output was handed out."""
-    import base64
-
     cid = f' CommandId="{command_id}"' if command_id else ""
     streams = "".join(
         f'<rsp:Stream Name="stdout"{cid}>{base64.b64encode(chunk).decode()}</rsp:Stream>' for chunk in chunks
