@@ -281,7 +281,7 @@ def _from_prompt(purpose: str, interactive: bool) -> str:
         raise headless
     # In a Jupyter kernel getpass is replaced by the kernel's masked input request; in a
     # terminal it reads without echo. Both fail when nobody can answer.
-    in_kernel = _ipython_shell() is not None and hasattr(_ipython_shell(), "kernel")
+    in_kernel = hasattr(_ipython_shell(), "kernel")
     if not in_kernel and not (sys.stdin is not None and sys.stdin.isatty()):
         raise headless
     try:

@@ -257,3 +257,10 @@ def test_signing_needs_the_private_key(sts: KeyPair) -> None:
     with pytest.raises(CertificateError, match="no private key"):
         check_usable(load_certificate(sts.cert_der), need_private_key=True)
     check_usable(load_certificate(sts.cert_pem + sts.key_pem), need_private_key=True)
+
+
+def test_public_names_are_sorted_and_exist() -> None:
+    import runbooklib.certs as module
+
+    assert module.__all__ == sorted(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)

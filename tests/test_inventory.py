@@ -207,3 +207,10 @@ def test_bad_overrides_are_input_errors(bad: str) -> None:
     with pytest.raises(InputError) as info:
         apply_overrides({"mode": "apply"}, [bad])
     assert "-p" in str(info.value)
+
+
+def test_public_names_are_sorted_and_exist() -> None:
+    import runbooklib.inventory as module
+
+    assert module.__all__ == sorted(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)

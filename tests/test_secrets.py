@@ -447,3 +447,10 @@ def test_a_notebook_that_prints_logs_displays_and_raises_leaks_nothing(tmp_path:
     assert "prompt refused: the secret for the notebook test is set to 'prompt'" in text
     assert "RuntimeError" in info.value.ename
     assert env_value not in str(info.value)
+
+
+def test_public_names_are_sorted_and_exist() -> None:
+    import runbooklib.secrets as module
+
+    assert module.__all__ == sorted(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)
