@@ -536,21 +536,51 @@ def _translate(exc: BaseException, ep: _Endpoint, action: str) -> Exception:
 class RemoteConnections:
     """The sessions of one run: opened lazily, one per target name, all closed together.
 
-    ``password_for(target)`` is called when a session is (re)opened, so secrets are resolved at the
-    moment of use. ``shells_opened`` counts the runspace pools opened per target name.
+    ``source`` is either an inventory (anything with ``server(name)`` and ``base_dir``: targets
+    may then be given by name, and each server's password reference is resolved with
+    :func:`runbooklib.secrets.resolve_secret` when its session opens) or a callable
+    ``password_for(target) -> str``. Either way secrets are read at the moment of use.
+    ``shells_opened`` counts the runspace pools opened per target name.
     """
 
-    def __init__(self, password_for: Callable[[Any], str], *, templates_dir: Path | None = None,
+    def __init__(self, source: Any, *, interactive: bool = False, templates_dir: Path | None = None,
                  **session_options: Any) -> None:
-        self._password_for = password_for
+        if callable(source) and not hasattr(source, "server"):
+            self._inventory = None
+            self._password_for: Callable[[Any], str] = source
+        else:
+            self._inventory = source
+            self._password_for = self._inventory_password
+        self._interactive = interactive
         self._templates_dir = templates_dir
         self._options = session_options
         self._sessions: dict[str, RemoteSession] = {}
         self._lock = threading.Lock()
         self.shells_opened: dict[str, int] = {}
 
+    def _inventory_password(self, target: Any) -> str:
+        from .secrets import resolve_secret
+
+        ref = getattr(target, "password", None)
+        if not ref:
+            raise InputError(f"server {target.name} has no password reference in the inventory",
+                             hint="Add password: env:NAME | file:PATH | keyring:SERVICE/NAME | prompt.",
+                             field=f"servers.{target.name}.password")
+        return resolve_secret(ref, purpose=f"the password of {target.username} on {target.name}",
+                              interactive=self._interactive, base_dir=getattr(self._inventory, "base_dir", None))
+
+    def _target(self, target: Any) -> Any:
+        if isinstance(target, str):
+            if self._inventory is None:
+                raise InputError(f"cannot look up server {target!r}: these connections were made without an "
+                                 "inventory")
+            return self._inventory.server(target)
+        return target
+
     def session(self, target: Any) -> RemoteSession:
-        """The open session to ``target``; opens one (again, if the last one was lost) when needed."""
+        """The open session to ``target`` (a server spec, or its inventory name); opens one — again, if the
+        last one was lost — when needed."""
+        target = self._target(target)
         name = str(getattr(target, "name", ""))
         with self._lock:
             existing = self._sessions.get(name)

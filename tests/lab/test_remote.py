@@ -217,3 +217,16 @@ def test_basic_over_http_is_refused(winrm_lab):
     target = Target("sp-test", winrm_lab.url.replace("https://", "http://"), "basic", USERNAME, None)
     with pytest.raises(InputError, match="in clear"):
         RemoteSession.open(target, password=PASSWORD)
+
+
+def test_connections_from_an_inventory_resolve_the_password_reference(winrm_lab, templates, monkeypatch):
+    from runbooklib.inventory import Inventory
+
+    monkeypatch.setenv("LAB_TEST_WINRM_PASSWORD", PASSWORD)
+    inventory = Inventory.model_validate({"servers": {"sp-inv": {
+        "role": "sharepoint", "winrm": winrm_lab.url, "auth": "basic", "username": USERNAME,
+        "password": "env:LAB_TEST_WINRM_PASSWORD", "ca_bundle": str(winrm_lab.ca_bundle),
+    }}})
+    with RemoteConnections(inventory, templates_dir=templates) as connections:
+        assert connections.session("sp-inv").invoke("Get-LabWidget", {"Identity": "i"}).output[0]["Name"] == "i"
+        assert connections.shells_opened == {"sp-inv": 1}
