@@ -1,4 +1,5 @@
-"""The simulated SharePoint farm, handler by handler (in memory) and its web endpoints over HTTPS."""
+"""The simulated SharePoint farm: handler by handler (in memory), its web endpoints over HTTPS,
+and end to end through runbooklib.remote and the lab WinRM endpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import re
 import shutil
 import ssl
 import stat
+import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -18,11 +21,14 @@ from cryptography.hazmat.primitives import hashes
 
 from invocation_harness import BindingFailed, deserialize, run
 from runbooklib import metadata
+from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA, new_signing_certificate
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
 from runbooklib.lab.sharepoint_templates import TEMPLATE_PARAMETERS
-from runbooklib.lab.winrm.api import DeserializedObject, PSObj
+from runbooklib.lab.winrm.api import DeserializedObject
+from runbooklib.lab.winrm.endpoint import WinRMEndpoint
+from runbooklib.remote import RemoteSession
 
 SP_ID = "00000003-0000-0ff1-ce00-000000000000"
 TEMPLATES = Path(__file__).resolve().parents[2] / "runbooklib" / "templates" / "sharepoint"
@@ -512,3 +518,113 @@ def test_every_template_file_matches_its_lab_handler(farm):
         declared = set(re.findall(r"\$(\w+)\s*(?:=[^,\n]*)?\s*,?\s*$", block, flags=re.M))
         assert declared == set(TEMPLATE_PARAMETERS[f"sharepoint/{path.stem}"]), path.name
         assert farm.commands.find_template(f"sharepoint/{path.stem}", "1") is not None
+
+
+# ------------------------------------------------------------------------------ end to end: runbooklib.remote → WinRM → farm
+
+USER, PASSWORD = "LAB\\spadmin", "sp-a lab password 1!"
+
+
+@dataclass
+class _Target:
+    name: str
+    winrm: str
+    auth: str
+    username: str
+    ca_bundle: Path
+
+
+def _serve(f: SharePointFarm, lab_ca: LabCA, tls_dir: Path) -> LabServer:
+    server = LabServer(f.name, lab_ca.issue_server_certificate(["127.0.0.1"]), cert_dir=tls_dir)
+    WinRMEndpoint(server_name=f.name, commands=f.commands, accounts={USER: PASSWORD}).mount(server)
+    f.mount_web(server)
+    return server.start()
+
+
+@pytest.fixture
+def remote_farm(pristine, tmp_path, lab_ca):
+    shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
+    f = SharePointFarm.open(tmp_path / "sp-a.json", ca_bundle=lab_ca.bundle_path, metadata_timeout=3)
+    server = _serve(f, lab_ca, tmp_path / "tls")
+    target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
+    session = RemoteSession.open(target, password=PASSWORD)
+    yield f, server, session
+    session.close()
+    server.stop()
+
+
+def test_remote_cmdlets_arrive_deserialized(remote_farm):
+    f, _, session = remote_farm
+    [farm_obj] = session.invoke("Get-SPFarm").output
+    assert farm_obj.type_names[0] == "Deserialized.Microsoft.SharePoint.Administration.SPFarm"
+    assert farm_obj["BuildVersion"] == "16.0.10337.12109"
+    [issuer] = session.invoke("Get-SPTrustedSecurityTokenIssuer").output
+    assert issuer.is_type("Microsoft.SharePoint.Administration.Claims.SPTrustedSecurityTokenService")
+    assert issuer["RegisteredIssuerName"] == f"{ADDIN.issuer_id}@{f.realm}"
+    # depth 1: the nested certificate is its ToString() text, thumbprint included, no bytes
+    assert isinstance(issuer["SigningCertificate"], str) and "[Thumbprint]" in issuer["SigningCertificate"]
+    [provider] = session.invoke("Get-SPAuthenticationProvider",
+                                {"WebApplication": "https://portal.contoso.lab/", "Zone": "Default"}).output
+    assert provider["DisableKerberos"] is False
+
+
+def test_remote_templates_run_from_the_real_files(remote_farm):
+    f, _, session = remote_farm
+    [cert] = session.invoke_template("sharepoint/get-sts-certificate").output
+    assert x509.load_der_x509_certificate(cert["RawData"]) == f.sts_key_pair().certificate
+    assert session.invoke_template("sharepoint/set-oauth-over-http", {"Enabled": True}).output == [True]
+    params = {"Site": "https://sharepoint.contoso.lab", "DisplayName": "SharePoint Online",
+              "NameIdentifier": f"0d1f1f7a-2b5c-4b0e-8d5e-0b7a9d9e2f10@{f.realm}"}
+    [first] = session.invoke_template("sharepoint/register-app-principal", params).output
+    [second] = session.invoke_template("sharepoint/register-app-principal", params).output
+    assert first.is_type("Microsoft.SharePoint.SPAppPrincipal")
+    assert (first["Changed"], second["Changed"]) == (True, False)
+    rows = session.invoke_template("sharepoint/get-proxy-group-membership").output
+    assert all(r["InDefaultGroup"] for r in rows) and len(rows) == 3
+
+
+def test_remote_live_object_refusal_and_error_records(remote_farm):
+    f, _, session = remote_farm
+    [principal] = session.invoke("Get-SPAppPrincipal", {"Site": "https://sharepoint.contoso.lab",
+                                                         "NameIdentifier": f"{ADDIN.client_id}@{f.realm}"}).output
+    with pytest.raises(RemoteError) as caught:
+        session.invoke("Set-SPAppPrincipalPermission", {"AppPrincipal": principal, "Site": "https://sharepoint.contoso.lab",
+                                                        "Scope": "SiteCollection", "Right": "FullControl"})
+    assert "Deserialized.Microsoft.SharePoint.SPAppPrincipal" in caught.value.reason
+    assert caught.value.error_id.startswith("CannotConvertArgumentNoMessage")
+    missing = session.invoke("Get-SPTrustedSecurityTokenIssuer", {"Identity": "nope"})
+    assert missing.output == [] and "pipebind" in missing.errors[0].message
+    with pytest.raises(RemoteError, match="does not support user interaction"):
+        session.invoke("Remove-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name})
+    session.invoke("Remove-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name, "Confirm": False})
+    assert session.invoke("Get-SPTrustedSecurityTokenIssuer").output == []
+
+
+def test_remote_issuer_from_metadata_over_verified_https(remote_farm):
+    f, server, session = remote_farm
+    [issuer] = session.invoke("New-SPTrustedSecurityTokenIssuer", {
+        "Name": "self", "MetadataEndPoint": f"{server.url}/_layouts/15/metadata/json/1/", "IsTrustBroker": False}).output
+    assert issuer["RegisteredIssuerName"] == f.name_identifier
+    with pytest.raises(RemoteError, match=r"\(404\) Not Found"):
+        session.invoke("New-SPTrustedSecurityTokenIssuer", {"Name": "x", "MetadataEndPoint": f"{server.url}/nope"})
+
+
+def test_remote_state_persists_across_restart_and_resets(pristine, tmp_path, lab_ca):
+    shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
+    f = SharePointFarm.open(tmp_path / "sp-a.json")
+    server = _serve(f, lab_ca, tmp_path / "tls")
+    target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
+    with RemoteSession.open(target, password=PASSWORD) as session:
+        session.invoke("Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
+    server.stop()
+
+    again = SharePointFarm.open(tmp_path / "sp-a.json")
+    server = _serve(again, lab_ca, tmp_path / "tls")
+    target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
+    try:
+        with RemoteSession.open(target, password=PASSWORD) as session:
+            assert session.invoke("Get-SPAuthenticationRealm").output == ["6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"]
+            again.reset()
+            assert session.invoke("Get-SPAuthenticationRealm").output == [again.farm_id]
+    finally:
+        server.stop()
