@@ -24,7 +24,7 @@ import base64
 import copy
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import _sharepoint_texts as T
 from . import sharepoint_objects as O
@@ -71,12 +71,27 @@ class SharePointFarm:
 
     @classmethod
     def open(cls, state_path: Path, definition: FarmDefinition | None = None, *,
+             name: str | None = None, version: str | None = None, public_host: str | None = None,
+             web_apps: Iterable[WebAppDefinition] | None = None,
+             initial_issuers: Iterable[AddinIssuerDefinition] = (),
              ca_bundle: Path | None = None, metadata_timeout: float = 10.0) -> "SharePointFarm":
-        """Load the farm kept at ``state_path``, or create it from ``definition``.
+        """Load the farm kept at ``state_path``, or create it.
+
+        The farm to create is ``definition``; or, by keywords, ``name`` with ``version``,
+        ``public_host`` and ``web_apps`` (and optionally ``initial_issuers``); or ``name`` alone for
+        a preset (``sp-a``, ``sp-b``). An existing state file wins over any of these.
 
         ``ca_bundle`` is what the farm trusts when it downloads a partner's metadata over HTTPS
         (a real farm uses the Windows certificate store); ``None`` means the system's defaults.
         """
+        if definition is None and name is not None:
+            if version is None and public_host is None and web_apps is None:
+                definition = FarmDefinition.preset(name)
+            elif version is None or public_host is None or web_apps is None:
+                raise ValueError("a new farm needs version, public_host and web_apps together (or a preset name)")
+            else:
+                definition = FarmDefinition(name, version, public_host, tuple(web_apps),  # type: ignore[arg-type]
+                                            tuple(initial_issuers))
         store = FarmStore.open(Path(state_path), definition)
         return cls(store, ca_bundle=Path(ca_bundle) if ca_bundle else None, metadata_timeout=metadata_timeout)
 

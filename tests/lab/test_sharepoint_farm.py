@@ -24,7 +24,7 @@ from runbooklib import metadata
 from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA, new_signing_certificate
-from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
+from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm, WebAppDefinition
 from runbooklib.lab.sharepoint_templates import TEMPLATE_PARAMETERS
 from runbooklib.lab.winrm.api import DeserializedObject
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
@@ -628,3 +628,16 @@ def test_remote_state_persists_across_restart_and_resets(pristine, tmp_path, lab
             assert session.invoke("Get-SPAuthenticationRealm").output == [again.farm_id]
     finally:
         server.stop()
+
+
+def test_open_by_keywords(tmp_path):
+    preset = SharePointFarm.open(tmp_path / "a.json", name="sp-b")
+    assert preset.version == "SE" and preset.public_host == "collab.contoso.lab"
+    custom = SharePointFarm.open(tmp_path / "c.json", name="sp-c", version="2013", public_host="old.contoso.lab",
+                                 web_apps=[WebAppDefinition("https://old.contoso.lab", "classic")])
+    assert run(custom.commands, "Get-SPFarm").one.properties["BuildVersion"].startswith("15.")
+    assert run(custom.commands, "Get-SPAuthenticationProvider",
+               {"WebApplication": "https://old.contoso.lab/", "Zone": "Default"}).output == []  # classic mode
+    assert SharePointFarm.open(tmp_path / "c.json").name == "sp-c"
+    with pytest.raises(ValueError, match="holds farm 'sp-c'"):
+        SharePointFarm.open(tmp_path / "c.json", name="sp-a")
