@@ -126,6 +126,8 @@ class Run:
         self._context = run_context
         self.engine = StepEngine(self, mode=mode)
         self.warnings: list[str] = []
+        # What earlier steps learned (tenant id, certificate …), so later cells need not ask again.
+        self.facts: dict[str, Any] = {}
         self._connections: Any = None
         self._graphs: dict[str, Any] = {}
         self.finished: dt.datetime | None = None
