@@ -52,14 +52,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRAPH_SCOPE",
-    "REQUIRED_PERMISSIONS",
-    "SPO_PRINCIPAL_ID",
     "GraphClient",
     "KeyChange",
     "KeyInfo",
     "OrganizationInfo",
+    "REQUIRED_PERMISSIONS",
+    "SPO_PRINCIPAL_ID",
     "SpnChange",
     "SpoPrincipal",
+    "show_device_code",
     "wildcard_spn",
 ]
 
@@ -146,10 +147,9 @@ class SpoPrincipal:
     service_principal_names: list[str]
     key_credentials: list[KeyInfo]
 
-    @property
-    def name_identifier(self) -> str:
-        """``<object id>@<tenant id>`` is built by callers; the object id is what it needs."""
-        return self.object_id
+    def name_identifier(self, tenant_id: str) -> str:
+        """The app principal name SharePoint Server registers for SPO: ``<object id>@<tenant id>``."""
+        return f"{self.object_id}@{tenant_id.lower()}"
 
 
 @dataclass(frozen=True)
@@ -500,6 +500,14 @@ class GraphClient:
         from kiota_abstractions.api_error import APIError
 
         if isinstance(exc, ClientAuthenticationError):
+            if self.spec.credential.type == "azure_cli":
+                return GraphError(
+                    f"the Azure CLI has no usable sign-in for tenant {self.spec.tenant_id}: "
+                    f"{getattr(exc, 'message', None) or exc}",
+                    hint=f"run 'az login --tenant {self.spec.tenant_id}' as the account that runs the runbook "
+                    "(or use another credential type in the inventory)",
+                    code="AzureCliUnavailable", status=401,
+                )
             return self._sign_in_error(exc)
         if isinstance(exc, APIError):
             err = getattr(exc, "error", None)

@@ -264,3 +264,29 @@ def test_state_written_by_graph_is_plain_json(fresh: TenantLab, graph: GraphClie
     graph.ensure_spn("contoso.lab")
     data = json.loads(fresh.tenant.state_path.read_text())
     assert wildcard_spn("contoso.lab") in json.dumps(data["directory"])
+
+
+def test_device_code_is_shown_on_stderr_outside_a_notebook(fresh: TenantLab, capsys) -> None:
+    credential = {"type": "device_code", "client_id": fresh.tenant.runbook_app.client_id}
+    with fresh.graph(credential) as client:
+        assert client.tenant_id() == fresh.tenant.tenant_id
+    err = capsys.readouterr().err
+    assert f"{fresh.url}/devicelogin" in err and "enter the code" in err
+
+
+def test_works_where_an_event_loop_is_already_running(graph: GraphClient, fresh: TenantLab) -> None:
+    """A Jupyter kernel runs cells inside its own loop; the facade must not need that loop."""
+    import asyncio
+
+    async def cell() -> str:
+        return graph.tenant_id()
+
+    assert asyncio.run(cell()) == fresh.tenant.tenant_id
+
+
+def test_azure_cli_without_a_sign_in_says_to_run_az_login(fresh: TenantLab, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(fresh.base))  # no 'az' here
+    with fresh.graph({"type": "azure_cli"}) as client, pytest.raises(GraphError) as caught:
+        client.tenant_id()
+    assert caught.value.code == "AzureCliUnavailable"
+    assert f"az login --tenant {fresh.tenant.tenant_id}" in str(caught.value)
