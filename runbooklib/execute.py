@@ -106,23 +106,12 @@ def _resolve_target(target: str) -> tuple[Path, str]:
 
 
 def _load_params_file(path: Path) -> dict[str, Any]:
-    import yaml
+    from .inventory import read_yaml
 
     if not path.is_file():
         raise InputError("the parameters file does not exist", source=str(path),
                          hint="Check the path given to --params.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=str(path)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(f"expected a mapping of parameter names to values, found {type(data).__name__}",
-                         source=str(path))
-    return data
+    return read_yaml(path, what="parameters", allow_empty=True)
 
 
 def _check_secrets(inventory: Any) -> list[str]:

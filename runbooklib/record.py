@@ -74,10 +74,19 @@ def scrap_output(name: str, data: Any) -> dict[str, Any]:
 
 
 def glue(name: str, data: Any) -> None:
-    """Record ``data`` (JSON-serialisable) in the current cell's output under ``name``."""
+    """Record ``data`` (JSON-serialisable) in the current cell's output under ``name``.
+
+    Outside a notebook kernel there is no cell to record into, and nothing is shown.
+    """
+    json.dumps(data)  # fail here, in the kernel, rather than as an unreadable record
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is None or get_ipython().__class__.__name__ != "ZMQInteractiveShell":
+        return
     from IPython.display import display
 
-    json.dumps(data)  # fail here, in the kernel, rather than as an unreadable record
     output = scrap_output(name, data)
     display(output["data"], metadata=output["metadata"], raw=True)
 

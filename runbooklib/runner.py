@@ -133,12 +133,13 @@ class Run:
         self.finished: dt.datetime | None = None
         self.status: str | None = None
         self.summary: Summary | None = None
+        self.shells_opened_total: dict[str, int] = {}
 
     # -- what steps use ------------------------------------------------------------------
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
-            log.warning("%s", message)
+            log.info("warning: %s", message)  # shown in the step's table; the log keeps a copy
 
     def remote(self, server: str):
         """The remote PowerShell session to inventory server ``server`` (one per target per run)."""
@@ -153,9 +154,7 @@ class Run:
         if tenant not in self._graphs:
             from .graph import GraphClient
 
-            self._graphs[tenant] = GraphClient.from_tenant(
-                self.inventory.tenant(tenant), lock_dir=self._lock_dir(), interactive=_in_notebook()
-            )
+            self._graphs[tenant] = GraphClient(self.inventory.tenant(tenant), lock_dir=self._lock_dir())
         return self._graphs[tenant]
 
     def _lock_dir(self) -> Path:
@@ -199,11 +198,10 @@ class Run:
     def _close(self, status: str) -> Summary:
         self.status = status
         self.finished = utc_now()
+        shells = self.shells_opened
         if self._connections is not None:
             self._connections.close()
-            shells = self.shells_opened
-        else:
-            shells = {}
+        self.shells_opened_total = shells
         for client in self._graphs.values():
             close = getattr(client, "close", None)
             if callable(close):

@@ -70,7 +70,8 @@ class Check:
 
     ``changes`` lists, in the administrator's words, what apply would do; empty means the target
     is already as wanted. ``skip`` names why the step does not apply here (e.g. a SharePoint 2013-only
-    step on a 2019 farm). ``data`` carries whatever apply needs from the check.
+    step on a 2019 farm). ``failure`` says why the step cannot go on (with ``hint`` naming the fix),
+    keeping what was found as evidence. ``data`` carries whatever apply needs from the check.
     """
 
     found: str
@@ -79,6 +80,7 @@ class Check:
     evidence: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     skip: str | None = None
+    failure: str | None = None
     hint: str | None = None
     data: Any = None
 
@@ -188,6 +190,8 @@ class StepResult:
     def action_text(self) -> str:
         if self.status is Status.SKIPPED:
             return "none"
+        if self.status is Status.FAILED and not self.changes:
+            return "none (stopped)"
         if not self.changes:
             return "none — already as wanted"
         prefix = "would: " if self.status is Status.PLANNED else ""
@@ -296,6 +300,10 @@ class StepEngine:
             result.warnings.extend(check.warnings)
             for warning in check.warnings:
                 _warn(self.ctx, warning)
+            if check.failure:
+                result.error = f"check: {check.failure}"
+                result.hint = check.hint or "Correct the cause above and run the runbook again."
+                return result
             if check.skip:
                 result.status = Status.SKIPPED
                 result.proof = check.skip

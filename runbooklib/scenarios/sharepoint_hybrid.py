@@ -1,0 +1,549 @@
+"""Scenario 1 — SharePoint Server ↔ SharePoint in Microsoft 365 (hybrid S2S trust through Entra ID).
+
+The farm's STS certificate becomes a key of the SharePoint Online service principal, the farm
+takes the tenant id as its realm, and the farm trusts ACS (the Entra ID trust broker). Every step
+checks first and changes only what is missing; each proves its end state.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import InputError, StepFailed
+from ..graph import wildcard_spn
+from ..sharepoint import ACS_PRINCIPAL_ID, ACS_PROXY_TYPE, SHAREPOINT_PRINCIPAL_ID, Farm, version_name
+from ..steps import Check, Proof, step
+
+__all__ = ["Parameters", "STEPS", "validate_against"]
+
+Zone = Literal["Default", "Intranet", "Internet", "Custom", "Extranet"]
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class Parameters(BaseModel):
+    """What the administrator chooses for a hybrid trust."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    farm: str = Field(description="inventory name of the SharePoint Server farm")
+    tenant: str = Field(description="inventory name of the Microsoft 365 tenant")
+    web_application: str = Field(description="URL of the web application hybrid features use, e.g. https://sharepoint.contoso.com")
+    zone: Zone = "Default"
+    public_root_domain: str = Field(description="public root domain the wildcard SPN covers, e.g. contoso.com")
+    realm_change: Literal["block", "accept", "reregister"] = Field(
+        "block", description="what to do when changing the farm realm breaks existing issuers or app principals")
+    acs_name: str = Field("ACS", description="name of the ACS proxy and trusted token issuer")
+    app_principal_display_name: str = "SharePoint Online"
+
+    @field_validator("web_application")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/.*)?$", value):
+            raise ValueError("expected the web application's URL, like https://sharepoint.contoso.com")
+        return value.rstrip("/")
+
+    @field_validator("public_root_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        domain = value.strip().lower()
+        if domain.startswith(("*.", "http:", "https:")) or "/" in domain:
+            raise ValueError("expected the domain name only (e.g. contoso.com): no protocol, no wildcard")
+        if not _DOMAIN.match(domain):
+            raise ValueError("expected a DNS domain name such as contoso.com")
+        return domain
+
+
+def validate_against(params: Parameters, inventory: Any, *, source: str) -> None:
+    """The named farm and tenant exist in the inventory, with the right roles."""
+    if params.farm not in inventory.servers:
+        raise InputError(f"no server named {params.farm!r} in the inventory", source=source, field="farm",
+                         hint=f"Known servers: {', '.join(sorted(inventory.servers)) or 'none'}.")
+    if inventory.servers[params.farm].role != "sharepoint":
+        raise InputError(f"{params.farm} is a {inventory.servers[params.farm].role} server, not a SharePoint farm",
+                         source=source, field="farm")
+    if params.tenant not in inventory.tenants:
+        raise InputError(f"no tenant named {params.tenant!r} in the inventory", source=source, field="tenant",
+                         hint=f"Known tenants: {', '.join(sorted(inventory.tenants)) or 'none'}.")
+
+
+# -- shared facts --------------------------------------------------------------------------
+
+
+def _farm(ctx: Any) -> Farm:
+    return Farm(ctx.remote(ctx.params.farm), name=ctx.params.farm)
+
+
+def _graph(ctx: Any) -> Any:
+    return ctx.graph(ctx.params.tenant)
+
+
+def _facts(ctx: Any) -> dict[str, Any]:
+    return ctx.facts
+
+
+def _tenant_id(ctx: Any) -> str:
+    facts = _facts(ctx)
+    if "tenant_id" not in facts:
+        facts["tenant_id"] = _graph(ctx).tenant_id().lower()
+    return facts["tenant_id"]
+
+
+def _acs_metadata_url(ctx: Any) -> str:
+    return ctx.inventory.tenant(ctx.params.tenant).acs_metadata_url
+
+
+def _short(thumbprint: str) -> str:
+    return thumbprint[:6] + "…" if len(thumbprint) > 8 else thumbprint
+
+
+def same_uri(a: str | None, b: str | None) -> bool:
+    """Metadata URIs compare equal with or without a trailing slash, case-insensitively."""
+    if not a or not b:
+        return False
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+# -- step 0: pre-flight --------------------------------------------------------------------
+
+
+def _impacted(ctx: Any, farm: Farm, current_realm: str, tenant_id: str) -> dict[str, list[str]]:
+    """Issuers and app principals registered under the current realm, which a realm change breaks."""
+    if current_realm == tenant_id:
+        return {"issuers": [], "app_principals": []}
+    issuers = [f"{i.name} ({i.registered_issuer_name})" for i in farm.trusted_issuers()
+               if i.realm == current_realm and i.is_self_issuer]
+    principals = [f"{p.display_name} ({p.name_identifier})"
+                  for p in farm.site_app_principals(ctx.params.web_application)
+                  if p.realm == current_realm]
+    return {"issuers": issuers, "app_principals": principals}
+
+
+def _preflight_check(ctx: Any) -> Check:
+    p = ctx.params
+    farm = _farm(ctx)
+    build = farm.build_version()
+    ctx.facts["farm_build"] = build
+    ctx.facts["farm_version"] = version_name(build)
+    tenant_id = _tenant_id(ctx)
+    evidence: dict[str, Any] = {"farm_build": build, "farm_version": version_name(build), "tenant_id": tenant_id}
+    wanted = "a reachable farm and tenant, an NTLM zone, a usable STS certificate, a safe realm change"
+    found = f"{version_name(build)} ({build}); tenant {tenant_id}"
+    if not farm.web_application_exists(p.web_application):
+        return Check(found=found + f"; no web application at {p.web_application}", wanted=wanted, evidence=evidence,
+                     failure=f"{p.farm} has no web application at {p.web_application}",
+                     hint="Set web_application to the URL of an existing web application (Get-SPWebApplication).")
+    auth = farm.windows_authentication(p.web_application, p.zone)
+    evidence["authentication"] = auth.kind if auth else "no Windows authentication provider"
+    found += f"; {p.zone} zone: {evidence['authentication']}"
+    if auth is None or not (auth.integrated and auth.ntlm):
+        return Check(
+            found=found, wanted=wanted, evidence=evidence,
+            failure=f"the {p.zone} zone of {p.web_application} uses {evidence['authentication']}; hybrid needs "
+                    "Integrated Windows authentication with NTLM",
+            hint="Either extend this web application into a new zone that uses Integrated Windows authentication "
+                 "with NTLM (keeps the content database and its sites), or create a new web application with NTLM "
+                 "and a new content database; then set web_application (and zone) to it and run again. "
+                 "Nothing was changed.",
+        )
+    certificate = farm.sts_certificate()
+    from ..certs import check_usable, load_certificate
+
+    loaded = load_certificate(certificate.der)
+    check_usable(loaded)
+    ctx.facts["sts_certificate"] = loaded
+    evidence["sts_certificate"] = {"thumbprint": loaded.thumbprint, "subject": loaded.subject,
+                                   "not_after": loaded.not_after.isoformat(), "key_size": loaded.key_size}
+    current_realm = farm.realm()
+    evidence["farm_realm"] = current_realm
+    impacted = _impacted(ctx, farm, current_realm, tenant_id)
+    evidence["realm_change_impact"] = impacted
+    warnings: list[str] = []
+    affected = impacted["issuers"] + impacted["app_principals"]
+    if affected:
+        listing = "; ".join(affected)
+        message = (f"changing the farm realm from {current_realm} to {tenant_id} breaks what is registered under "
+                   f"the current realm (KB 4010011): {listing}")
+        if p.realm_change == "block":
+            return Check(
+                found=found + f"; realm {current_realm}", wanted=wanted, evidence=evidence, failure=message,
+                hint="Set realm_change: reregister to move them to the new realm as part of this run, or "
+                     "realm_change: accept if you will re-register them yourself. Nothing was changed.",
+            )
+        warnings.append(message + (" — they will be re-registered under the new realm"
+                                   if p.realm_change == "reregister" else " — accepted: re-register them yourself"))
+    ctx.facts["realm_impact"] = impacted
+    if p.web_application.startswith("http://"):
+        warnings.append(f"{p.web_application} uses http: OAuth over HTTP must be enabled on the farm. "
+                        "SSL (https) is the default and what we recommend.")
+    return Check(
+        found=found + f"; STS certificate {_short(loaded.thumbprint)} valid to {loaded.not_after:%Y-%m-%d}; "
+                      f"realm {current_realm}",
+        wanted=wanted,
+        evidence=evidence,
+        warnings=warnings,
+    )
+
+
+def _preflight_verify(ctx: Any, found: Check) -> Proof:
+    return Proof(ok=True, text="all prerequisites met", evidence={})
+
+
+PREFLIGHT = step("preflight", "Pre-flight: farm, tenant, authentication, certificate, realm impact",
+                 check=_preflight_check, verify=_preflight_verify)
+
+
+# -- step 0b: OAuth over HTTP --------------------------------------------------------------
+
+
+def _oauth_http_check(ctx: Any) -> Check:
+    p = ctx.params
+    if not p.web_application.startswith("http://"):
+        return Check(found="web application uses https", wanted="https", skip="not needed: the web application uses https")
+    allowed = _farm(ctx).allow_oauth_over_http()
+    changes = [] if allowed else ["enable OAuth over HTTP on the farm (AllowOAuthOverHttp = True)"]
+    return Check(found=f"AllowOAuthOverHttp = {allowed}", wanted="AllowOAuthOverHttp = True", changes=changes,
+                 warnings=["OAuth over HTTP sends tokens unencrypted; move the web application to https when you can."])
+
+
+def _oauth_http_apply(ctx: Any, found: Check) -> list[str]:
+    _farm(ctx).set_allow_oauth_over_http(True)
+    return ["enabled OAuth over HTTP (AllowOAuthOverHttp = True)"]
+
+
+def _oauth_http_verify(ctx: Any, found: Check) -> Proof:
+    allowed = _farm(ctx).allow_oauth_over_http()
+    return Proof(ok=allowed, text=f"Get-SPSecurityTokenServiceConfig: AllowOAuthOverHttp = {allowed}",
+                 evidence={"allow_oauth_over_http": allowed},
+                 hint="Set AllowOAuthOverHttp on the farm's STS configuration and call Update().")
+
+
+OAUTH_OVER_HTTP = step("oauth-over-http", "OAuth over HTTP (only for an http web application)",
+                       check=_oauth_http_check, apply=_oauth_http_apply, verify=_oauth_http_verify)
+
+
+# -- step 1: tenant ------------------------------------------------------------------------
+
+
+def _tenant_check(ctx: Any) -> Check:
+    graph = _graph(ctx)
+    tenant_id = _tenant_id(ctx)
+    principal = graph.spo_principal()
+    ctx.facts["spo_principal_id"] = principal.object_id
+    return Check(
+        found=f"tenant {tenant_id}; SharePoint Online principal {principal.object_id} "
+              f"({len(principal.key_credentials)} keys, {len(principal.service_principal_names)} SPNs)",
+        wanted="the tenant id and the SharePoint Online service principal",
+        evidence={"tenant_id": tenant_id, "spo_principal_id": principal.object_id, "app_id": principal.app_id,
+                  "keys": [k.describe() for k in principal.key_credentials]},
+    )
+
+
+def _tenant_verify(ctx: Any, found: Check) -> Proof:
+    return Proof(ok=bool(ctx.facts.get("spo_principal_id")),
+                 text=f"Graph servicePrincipals(appId={SHAREPOINT_PRINCIPAL_ID}) → {ctx.facts.get('spo_principal_id')}")
+
+
+TENANT = step("tenant", "Tenant id and the SharePoint Online service principal", check=_tenant_check,
+              verify=_tenant_verify)
+
+
+# -- step 2: STS certificate → keyCredentials ----------------------------------------------
+
+
+def _describe_cert(cert: Any) -> str:
+    return f"key {_short(cert.thumbprint)} ({cert.subject}, valid to {cert.not_after:%Y-%m-%d})"
+
+
+def _key_check(ctx: Any) -> Check:
+    cert = ctx.facts["sts_certificate"]
+    plan = _graph(ctx).plan_key_credential(cert.certificate)
+    others = [k for k in plan.before if k.thumbprint != cert.thumbprint]
+    evidence = {"sts_thumbprint": cert.thumbprint, "keys_before": [k.describe() for k in plan.before],
+                "other_key_ids": [k.key_id for k in others]}
+    changes = []
+    if plan.action == "would_add":
+        changes.append(f"add {_describe_cert(cert)}; keep {len(others)} existing key(s)")
+    present = "present" if plan.action == "present" else "missing"
+    return Check(found=f"{len(plan.before)} key(s); farm key {_short(cert.thumbprint)} {present}",
+                 wanted=f"farm key {_short(cert.thumbprint)} present, every other key kept", changes=changes,
+                 evidence=evidence)
+
+
+def _key_apply(ctx: Any, found: Check) -> list[str]:
+    cert = ctx.facts["sts_certificate"]
+    change = _graph(ctx).ensure_key_credential(cert.certificate, display_name=f"{ctx.params.farm} STS")
+    kept = len([k for k in change.before if k.thumbprint != cert.thumbprint])
+    return [f"added {_describe_cert(cert)}; kept {kept} existing key(s)"] if change.changed else []
+
+
+def _key_verify(ctx: Any, found: Check) -> Proof:
+    cert = ctx.facts["sts_certificate"]
+    keys = _graph(ctx).spo_principal().key_credentials
+    ids = {k.key_id for k in keys}
+    thumbprints = {k.thumbprint for k in keys}
+    lost = [kid for kid in found.evidence.get("other_key_ids", []) if kid not in ids]
+    ok = cert.thumbprint in thumbprints and not lost
+    text = (f"re-read {len(keys)} key(s): farm key {_short(cert.thumbprint)} "
+            f"{'present' if cert.thumbprint in thumbprints else 'MISSING'}; "
+            + (f"LOST {', '.join(lost)}" if lost else f"all {len(found.evidence.get('other_key_ids', []))} other key(s) kept"))
+    return Proof(ok=ok, text=text, evidence={"keys_after": [k.describe() for k in keys]},
+                 hint="Restore any lost key from the record's evidence (keys_before) and upload the farm key again.")
+
+
+STS_KEY = step("sts-certificate", "Upload the farm's STS certificate to SharePoint in Microsoft 365",
+               check=_key_check, apply=_key_apply, verify=_key_verify)
+
+
+# -- step 3: SPN ---------------------------------------------------------------------------
+
+
+def _spn_check(ctx: Any) -> Check:
+    plan = _graph(ctx).plan_spn(ctx.params.public_root_domain)
+    changes = [f"add SPN {plan.spn}"] if plan.action == "would_add" else []
+    return Check(found=f"{len(plan.before)} SPN(s); {plan.spn} {'present' if plan.action == 'present' else 'missing'}",
+                 wanted=f"{plan.spn} present", changes=changes, warnings=list(plan.warnings),
+                 evidence={"spns_before": plan.before})
+
+
+def _spn_apply(ctx: Any, found: Check) -> list[str]:
+    change = _graph(ctx).ensure_spn(ctx.params.public_root_domain)
+    return [f"added SPN {change.spn}"] if change.changed else []
+
+
+def _spn_verify(ctx: Any, found: Check) -> Proof:
+    spns = _graph(ctx).spo_principal().service_principal_names
+    wanted = wildcard_spn(ctx.params.public_root_domain)
+    return Proof(ok=wanted in spns, text=f"servicePrincipalNames {'contains' if wanted in spns else 'LACKS'} {wanted}",
+                 evidence={"spns": spns},
+                 hint="Add the wildcard SPN to the SharePoint Online principal (Graph PATCH servicePrincipalNames).")
+
+
+SPN = step("spn", "Wildcard SPN for the public root domain", check=_spn_check, apply=_spn_apply, verify=_spn_verify)
+
+
+# -- step 4: SharePoint Online app principal on the farm -----------------------------------
+
+
+def _spo_name_identifier(ctx: Any) -> str:
+    return f"{ctx.facts['spo_principal_id']}@{_tenant_id(ctx)}"
+
+
+def _principal_check(ctx: Any) -> Check:
+    nid = _spo_name_identifier(ctx)
+    found = _farm(ctx).app_principal(ctx.params.web_application, nid)
+    changes = [] if found else [f"register app principal {nid} as '{ctx.params.app_principal_display_name}'"]
+    return Check(found=f"registered as '{found.display_name}'" if found else f"{nid} not registered",
+                 wanted=f"{nid} registered on {ctx.params.web_application}", changes=changes,
+                 evidence={"name_identifier": nid})
+
+
+def _principal_apply(ctx: Any, found: Check) -> list[str]:
+    nid = _spo_name_identifier(ctx)
+    _farm(ctx).register_app_principal(ctx.params.web_application, nid, ctx.params.app_principal_display_name)
+    return [f"registered app principal {nid}"]
+
+
+def _principal_verify(ctx: Any, found: Check) -> Proof:
+    nid = _spo_name_identifier(ctx)
+    principal = _farm(ctx).app_principal(ctx.params.web_application, nid)
+    return Proof(ok=principal is not None,
+                 text=f"Get-SPAppPrincipal: {principal.display_name} ({principal.name_identifier})" if principal
+                 else f"Get-SPAppPrincipal finds no {nid}",
+                 hint="Register it with Register-SPAppPrincipal on the web application's root web.")
+
+
+APP_PRINCIPAL = step("spo-app-principal", "Register the SharePoint Online app principal on the farm",
+                     check=_principal_check, apply=_principal_apply, verify=_principal_verify)
+
+
+# -- step 5: realm -------------------------------------------------------------------------
+
+
+def _realm_check(ctx: Any) -> Check:
+    tenant_id = _tenant_id(ctx)
+    farm = _farm(ctx)
+    current = farm.realm()
+    changes: list[str] = []
+    if current != tenant_id:
+        changes.append(f"change the farm realm from {current} to {tenant_id}")
+        if ctx.params.realm_change == "reregister":
+            impacted = ctx.facts.get("realm_impact") or {}
+            changes += [f"re-register issuer {i} under the new realm" for i in impacted.get("issuers", [])]
+            changes += [f"re-register app principal {p} under the new realm" for p in impacted.get("app_principals", [])]
+    return Check(found=f"realm {current}", wanted=f"realm {tenant_id} (the tenant id)", changes=changes,
+                 evidence={"realm_before": current, "tenant_id": tenant_id}, data=current)
+
+
+def _realm_apply(ctx: Any, found: Check) -> list[str]:
+    tenant_id = _tenant_id(ctx)
+    farm = _farm(ctx)
+    old_realm = found.data
+    made = []
+    farm.set_realm(tenant_id)
+    made.append(f"changed the farm realm from {old_realm} to {tenant_id}")
+    if ctx.params.realm_change == "reregister":
+        made += farm.move_to_realm(ctx.params.web_application, old_realm, tenant_id)
+    return made
+
+
+def _realm_verify(ctx: Any, found: Check) -> Proof:
+    tenant_id = _tenant_id(ctx)
+    farm = _farm(ctx)
+    realm = farm.realm()
+    ok = realm == tenant_id
+    evidence: dict[str, Any] = {"farm_realm": realm, "tenant_id": tenant_id}
+    text = f"Get-SPAuthenticationRealm = {realm}; tenant id = {tenant_id}"
+    if ok and ctx.params.realm_change == "reregister" and found.data and found.data != tenant_id:
+        missing = _not_moved(ctx, farm, found.data, tenant_id)
+        evidence["not_moved_to_new_realm"] = missing
+        if missing:
+            ok = False
+            text += f"; not registered under the new realm: {'; '.join(missing)}"
+        else:
+            text += "; every issuer and app principal of the old realm is registered under the new one"
+    return Proof(ok=ok, text=text, evidence=evidence,
+                 hint="Set-SPAuthenticationRealm -Realm <tenant id>, then re-register what the old realm held.")
+
+
+def _not_moved(ctx: Any, farm: Farm, old_realm: str, new_realm: str) -> list[str]:
+    """Issuers and app principals of the old realm that have no counterpart under the new one."""
+    issuers = farm.trusted_issuers()
+    principals = farm.site_app_principals(ctx.params.web_application)
+    new_ids = {i.registered_issuer_name.rpartition("@")[0].lower() for i in issuers if i.realm == new_realm}
+    new_ids |= {p.name_identifier.rpartition("@")[0].lower() for p in principals if p.realm == new_realm}
+    missing = [f"{i.name} ({i.registered_issuer_name})" for i in issuers
+               if i.is_self_issuer and i.realm == old_realm]
+    missing += [f"{p.display_name} ({p.name_identifier})" for p in principals
+                if p.realm == old_realm and p.name_identifier.rpartition("@")[0].lower() not in new_ids]
+    return missing
+
+
+REALM = step("realm", "Set the farm's authentication realm to the tenant id", check=_realm_check,
+             apply=_realm_apply, verify=_realm_verify)
+
+
+# -- step 6: ACS proxy and trust broker ----------------------------------------------------
+
+
+def _acs_state(ctx: Any) -> tuple[Any, Any]:
+    url = _acs_metadata_url(ctx)
+    farm = _farm(ctx)
+    proxy = next((x for x in farm.proxies() if x.type == ACS_PROXY_TYPE), None)
+    issuer = next((i for i in farm.trusted_issuers() if same_uri(i.metadata_endpoint, url)), None)
+    return proxy, issuer
+
+
+def _acs_check(ctx: Any) -> Check:
+    url = _acs_metadata_url(ctx)
+    proxy, issuer = _acs_state(ctx)
+    name = ctx.params.acs_name
+    changes: list[str] = []
+    if proxy is None:
+        changes.append(f"create the ACS proxy '{name}' for {url} in the default proxy group")
+    elif not same_uri(proxy.metadata_endpoint_uri, url):
+        raise StepFailed(
+            f"the farm already has an ACS proxy '{proxy.name}' for another endpoint: {proxy.metadata_endpoint_uri}",
+            hint="A farm holds one ACS proxy. Remove it (Remove-SPServiceApplicationProxy) if it belongs to an old "
+                 "tenant, or point this run at that tenant; then run again.",
+        )
+    if issuer is None:
+        changes.append(f"create the trusted token issuer '{name}' (trust broker) from {url}")
+    found = []
+    found.append(f"proxy '{proxy.name}'{'' if proxy.in_default_group else ' (not in the default group)'}" if proxy else "no ACS proxy")
+    found.append(f"issuer '{issuer.name}' ({issuer.registered_issuer_name})" if issuer else "no ACS issuer")
+    return Check(found="; ".join(found), wanted=f"ACS proxy and trust-broker issuer for {url}", changes=changes,
+                 evidence={"metadata_url": url})
+
+
+def _acs_apply(ctx: Any, found: Check) -> list[str]:
+    url = _acs_metadata_url(ctx)
+    farm = _farm(ctx)
+    proxy, issuer = _acs_state(ctx)
+    made = []
+    if proxy is None:
+        farm.new_acs_proxy(ctx.params.acs_name, url)
+        made.append(f"created ACS proxy '{ctx.params.acs_name}' in the default proxy group")
+    if issuer is None:
+        farm.new_trust_broker(ctx.params.acs_name, url)
+        made.append(f"created trusted token issuer '{ctx.params.acs_name}' (trust broker)")
+    return made
+
+
+def _acs_verify(ctx: Any, found: Check) -> Proof:
+    tenant_id = _tenant_id(ctx)
+    proxy, issuer = _acs_state(ctx)
+    expected = f"{ACS_PRINCIPAL_ID}@{tenant_id}"
+    problems = []
+    if proxy is None:
+        problems.append("no ACS proxy")
+    elif not proxy.in_default_group:
+        problems.append(f"proxy '{proxy.name}' is not in the default proxy group")
+    if issuer is None:
+        problems.append("no trusted token issuer for the ACS metadata endpoint")
+    else:
+        if issuer.registered_issuer_name.lower() != expected:
+            problems.append(f"RegisteredIssuerName is {issuer.registered_issuer_name}, expected {expected}")
+        if issuer.is_self_issuer:
+            problems.append(f"issuer '{issuer.name}' is a self-issuer; it must be a trust broker")
+    evidence = {
+        "proxy": proxy.__dict__ if proxy else None,
+        "issuer": issuer.__dict__ if issuer else None,
+        "expected_registered_issuer_name": expected,
+    }
+    if problems:
+        return Proof(ok=False, text="; ".join(problems), evidence=evidence,
+                     hint="Remove the wrong proxy or issuer and run again: the runbook re-creates them correctly.")
+    return Proof(ok=True, text=f"RegisteredIssuerName = {issuer.registered_issuer_name}; IsSelfIssuer = False; "
+                               f"proxy '{proxy.name}' in the default proxy group", evidence=evidence)
+
+
+ACS_TRUST = step("acs-trust", "Trust Entra ID (ACS) as the farm's token broker", check=_acs_check,
+                 apply=_acs_apply, verify=_acs_verify)
+
+
+# -- step 7: federated search update (by hand) ---------------------------------------------
+
+
+def _federated_check(ctx: Any) -> Check:
+    return Check(
+        found="cannot be automated: Microsoft ships it as a separate download",
+        wanted="federated hybrid search updated for the Microsoft 365 search engine",
+        skip="run by hand: the update script is downloaded from Microsoft",
+        hint="Download the hybrid federated search update script from Microsoft's download center (Update-"
+             "FederatedHybridSearchForM365.ps1), then on a farm server, as a farm administrator, run it with "
+             f"-HybridWebApp {ctx.params.web_application} -Force and sign in as a Microsoft 365 global administrator.",
+    )
+
+
+FEDERATED_SEARCH = step("federated-search", "Update federated hybrid search (manual)", check=_federated_check)
+
+
+# -- step 8: SharePoint 2013 search bot permission -----------------------------------------
+
+SEARCH_BOT_APP_ID = "c3959f3a-5ad4-4d2b-b1f0-bc70f9a5d0a1"
+
+
+def _sp2013_check(ctx: Any) -> Check:
+    build = ctx.facts.get("farm_build") or _farm(ctx).build_version()
+    if not str(build).startswith("15."):
+        return Check(found=version_name(build), wanted="SharePoint Server 2013 only",
+                     skip=f"not needed on {version_name(build)}: only SharePoint Server 2013 needs it")
+    return Check(
+        found=version_name(build), wanted="QueryAsUserIgnoreAppPrincipal for the federated search bot",
+        skip="grant it by hand on SharePoint Server 2013",
+        hint=f"In Central Administration open /_layouts/appinv.aspx, look up app {SEARCH_BOT_APP_ID} "
+             "(Greenland Federated Search Bot Skill), keep its app domain (or use localhost), set the redirect URL "
+             "to https://localhost and request Right=QueryAsUserIgnoreAppPrincipal on scope "
+             "http://sharepoint/search.",
+    )
+
+
+SP2013_SEARCH_BOT = step("sp2013-search-permission", "SharePoint 2013 only: search bot permission",
+                         check=_sp2013_check)
+
+
+STEPS = [PREFLIGHT, OAUTH_OVER_HTTP, TENANT, STS_KEY, SPN, APP_PRINCIPAL, REALM, ACS_TRUST, FEDERATED_SEARCH,
+         SP2013_SEARCH_BOT]
