@@ -1,0 +1,155 @@
+"""`runbook demo`: the lab comes up, every available scenario runs headless, a summary table.
+
+The scenario registry is pointed at the step engine's fixture notebook, registered under a few
+names with different lab parameters, so the demo's own behaviour is tested without waiting for
+the real scenarios (and without their run time).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURE_NOTEBOOK
+from runbooklib import scenarios
+from runbooklib.demo import run_demo
+from runbooklib.lab.commands import lab_command, running_pid
+from runbooklib.scenarios import ScenarioInfo
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class FixtureScenario(ScenarioInfo):
+    """The fixture notebook as a scenario, with its lab parameters in a file of the test's choosing."""
+
+    params_file: Path = Path("missing.yaml")
+
+    @property
+    def notebook(self) -> Path:
+        return FIXTURE_NOTEBOOK
+
+    @property
+    def lab_parameters(self) -> Path:
+        return self.params_file
+
+
+@pytest.fixture(scope="module")
+def lab_dir(tmp_path_factory):
+    """One lab for the module, stopped at the end whatever happened."""
+    path = tmp_path_factory.mktemp("demo-lab") / "lab"
+    yield path
+    lab_command("down", path)
+    assert running_pid(path) is None
+
+
+@pytest.fixture
+def register(monkeypatch, tmp_path):
+    """Replace the registry with fixture scenarios: register(name, params_text) for each."""
+    registry: dict[str, ScenarioInfo] = {}
+    monkeypatch.setattr(scenarios, "SCENARIOS", registry)
+
+    def add(name: str, params_text: str) -> Path:
+        params = tmp_path / f"{name}.yaml"
+        params.write_text(params_text)
+        registry[name] = FixtureScenario(name, f"fixture {name}", "demo_fixture_scenario", params)
+        return params
+
+    return add
+
+
+def _table_rows(stdout: str) -> dict[str, list[str]]:
+    """The summary table's rows by scenario: [status, changes, record]."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:4] == ["scenario", "status", "changes", "record"])
+    rows = {}
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        # "invalid input" is the one status with a space in it
+        line = line.replace("invalid input", "invalid-input")
+        name, status, changes, record = line.split(None, 3)
+        rows[name] = [status, changes, record]
+    return rows
+
+
+def test_all_scenarios_succeed_exit_0_and_the_lab_stays_up(lab_dir, register, tmp_path, capsys):
+    work_a, work_b = tmp_path / "a", tmp_path / "b"
+    work_a.mkdir()
+    work_b.mkdir()
+    register("fixture-one", f"workdir: {work_a}\n")
+    register("fixture-two", f"workdir: {work_b}\n")
+    archive = tmp_path / "records"
+
+    code = run_demo(archive=archive, lab_dir=lab_dir)
+    out = capsys.readouterr().out
+
+    assert code == 0, out
+    assert running_pid(lab_dir.resolve()) is not None, "the demo leaves the lab running"
+    assert f"runbook lab down --dir {lab_dir}" in out
+    rows = _table_rows(out)
+    assert list(rows) == ["fixture-one", "fixture-two"]
+    index = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    assert [e["scenario"] for e in index] == ["fixture-one", "fixture-two"]
+    for entry in index:
+        status, changes, record = rows[entry["scenario"]]
+        assert (status, changes) == ("succeeded", "2")
+        assert Path(record) == archive / entry["path"] and Path(record).is_file()
+    # The runs really ran against their own parameters.
+    assert {p.name for p in work_a.iterdir()} == {"first", "second"} == {p.name for p in work_b.iterdir()}
+    # They ran with the lab's inventory and under the demo's ticket.
+    records = [json.loads((archive / e["path"]).read_text()) for e in index]
+    text = json.dumps(records)
+    assert str(lab_dir.resolve() / "inventory.yaml") in text
+
+
+def test_one_failed_scenario_makes_exit_1_and_the_next_still_runs(lab_dir, register, tmp_path, capsys):
+    register("fixture-failing", f"workdir: {tmp_path}\nfail_verify: true\n")
+    work = tmp_path / "ok"
+    work.mkdir()
+    register("fixture-ok", f"workdir: {work}\n")
+    archive = tmp_path / "records"
+
+    code = run_demo(archive=archive, lab_dir=lab_dir)
+    out = capsys.readouterr().out
+
+    assert code == 1, out
+    rows = _table_rows(out)
+    assert rows["fixture-failing"][0] == "failed"
+    assert rows["fixture-ok"][:2] == ["succeeded", "2"]
+    assert Path(rows["fixture-failing"][2]).is_file(), "a failed run is archived too"
+    # The failed step's hint is shown under the table.
+    assert "fixture-failing: step marker-second failed" in out and "Create" in out
+
+
+def test_invalid_input_is_reported_in_its_row_and_the_others_still_run(lab_dir, register, tmp_path, capsys):
+    register("fixture-bad", "workdir: /tmp\nno_such_parameter: 3\n")
+    work = tmp_path / "ok"
+    work.mkdir()
+    register("fixture-ok", f"workdir: {work}\n")
+    archive = tmp_path / "records"
+
+    code = run_demo(archive=archive, lab_dir=lab_dir, plan=True)
+    out = capsys.readouterr().out
+
+    assert code == 2, out
+    rows = _table_rows(out)
+    assert rows["fixture-bad"] == ["invalid-input", "-", "-"]
+    assert "no_such_parameter" in out
+    assert rows["fixture-ok"][0] == "planned"
+    assert not any(work.iterdir()), "plan mode changes nothing"
+    index = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    assert [(e["scenario"], e["status"]) for e in index] == [("fixture-ok", "planned")]
+
+
+def test_no_scenarios_yet_says_so_and_succeeds(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(scenarios, "SCENARIOS", {})
+    lab = tmp_path / "lab"
+    code = run_demo(archive=tmp_path / "records", lab_dir=lab)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "no scenarios yet" in out
+    assert running_pid(lab) is None and not (tmp_path / "records").exists()
