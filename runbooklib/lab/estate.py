@@ -4,33 +4,94 @@ One lab directory (default ``.lab``) holds everything::
 
     ca.pem  ca-key.pem       the lab CA (clients verify lab servers with ca.pem)
     inventory.yaml           the inventory a runbook is run with
-    secrets/<name>           secret files the inventory refers to (file:secrets/<name>)
+    secrets/<name>           secret files the inventory refers to (file:secrets/<name>), mode 0600
     state/                   each server's persisted state (survives down/up; reset restores it)
-    estate.json              ports, control token and pid of the running estate
+    estate.json              ports, control token, pid and owner of the running estate (0600)
     tls/                     the servers' TLS certificates
+    lab.log  lab.log.1       the background estate's log (this run, the run before)
 
-Servers keep their ports across restarts when they can, so an inventory stays valid.
+Servers keep their ports across restarts so an inventory — and farm state that names a
+partner's address, such as a trusted issuer's metadata endpoint — stays valid. When a port is
+taken by another program the server moves to a free one and the inventory is rewritten;
+:attr:`Estate.moved_ports` (and ``runbook lab up`` on the terminal) says so.
+
+Fault injection
+---------------
+Any server can be told to misbehave for its next N requests, to rehearse what a runbook does
+when a server fails half-way:
+
+``drop``
+    close the connection without an answer (a crashed service, a firewall reset). The
+    runbooks see :class:`~runbooklib.errors.ConnectionFailed`; the request was not processed.
+``stall``
+    hold the request ``seconds`` (default 5), then drop it (a hung server; client timeouts).
+``error``
+    answer with the product's kind of error: on WinRM the next PowerShell command ends with a
+    terminating error record carrying ``message`` (:class:`~runbooklib.errors.RemoteError`),
+    on Graph a 429 with ``Retry-After``; other routes answer HTTP 500.
+
+Options: ``count`` (default 1), ``seconds`` (stall), ``message`` (error), ``path_prefix``
+(only requests under it, e.g. ``/wsman`` or ``/v1.0/``). A fault is used up by one request;
+note that one PowerShell command is several WinRM requests, and opening a session is one too.
+
+In the same process (tests)::
+
+    estate.server("sp-a").faults.add("drop", count=1)
+    estate.server("sp-a").faults.clear()
+
+For an estate running in the background (``runbook lab up``), over HTTPS with the control
+token from ``estate.json`` — only someone who can read the lab directory can do this::
+
+    from runbooklib.lab.estate import inject_fault, clear_faults
+    inject_fault(".lab", "sp-a", "error", message="The SharePoint farm is unavailable.")
+    clear_faults(".lab", "sp-a")
+
+``Estate.reset()`` (and ``runbook lab reset``) clears every pending fault.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import secrets as _random
-import socket
+import shutil
+import ssl
 import string
+import subprocess
 import time
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..errors import InputError, RunbookError
 from .http import CONTROL_HEADER, CONTROL_PATH, LabServer
 from .pki import LabCA
 
-__all__ = ["Estate", "LAB_USER", "SHAREPOINT_FARMS"]
+__all__ = [
+    "Estate",
+    "EstateStatus",
+    "FAULT_KINDS",
+    "IN_PROCESS",
+    "LAB_USER",
+    "LOG_FILE",
+    "SERVED_BY_COMMAND",
+    "SHAREPOINT_FARMS",
+    "STATE_FILE",
+    "TENANT",
+    "clear_faults",
+    "forget_pid",
+    "inject_fault",
+    "pending_faults",
+    "pid_alive",
+    "probe_estate",
+    "process_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +99,11 @@ LAB_USER = "LAB\\spadmin"
 SHAREPOINT_FARMS = ("sp-a", "sp-b")
 TENANT = "contoso"
 STATE_FILE = "estate.json"
+LOG_FILE = "lab.log"
+FAULT_KINDS = ("drop", "stall", "error")
+# Who serves an estate (estate.json "served_by"): `runbook lab up` may stop only its own.
+SERVED_BY_COMMAND = "runbook lab"
+IN_PROCESS = "in-process"
 
 
 def _password() -> str:
@@ -45,21 +111,148 @@ def _password() -> str:
     return "Lab-" + "".join(_random.choice(alphabet) for _ in range(20))
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through os.replace on some systems
+
+
+def _read_record(lab_dir: Path) -> dict[str, Any]:
+    path = Path(lab_dir) / STATE_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        log.warning("%s is unreadable; treating the estate as never started", path)
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with ``pid`` exists (POSIX)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, but belongs to someone else
+        return True
+    except OSError:
+        return False
     return True
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+def process_command(pid: int) -> str | None:
+    """The command line of process ``pid``, or None when it cannot be read on this system."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        pass
+    if shutil.which("ps"):
+        try:
+            out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True,
+                                 timeout=5, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None
+    return None
+
+
+def forget_pid(lab_dir: Path | str, pid: int) -> None:
+    """Remove ``pid`` from ``estate.json`` (the estate it named is gone)."""
+    lab_dir = Path(lab_dir).resolve()
+    record = _read_record(lab_dir)
+    if record.get("pid") == pid:
+        record.pop("pid", None)
+        _write_private(lab_dir / STATE_FILE, json.dumps(record, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class EstateStatus:
+    """What ``estate.json`` says about a lab directory, checked against the live processes.
+
+    ``answering[name]`` is True when that server's control endpoint answered with this lab
+    directory's token — proof that the estate serving that port is this one, not another program.
+    """
+
+    lab_dir: Path
+    pid: int | None = None
+    pid_alive: bool = False
+    served_by: str | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    answering: dict[str, bool] = field(default_factory=dict)
+    command: str | None = None
+
+    @property
+    def serving(self) -> bool:
+        """Some server of this estate answers: an estate owns the directory."""
+        return any(self.answering.values())
+
+    @property
+    def running(self) -> bool:
+        """The recorded process is alive and every server answers."""
+        return self.pid_alive and bool(self.answering) and all(self.answering.values())
+
+    @property
+    def stale(self) -> bool:
+        """``estate.json`` names a pid, but no estate of this directory answers."""
+        return self.pid is not None and not self.serving
+
+
+def _control_request(port: int, token: str, ca_bundle: Path, *, method: str = "GET",
+                     body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}{CONTROL_PATH}", data=data, method=method,
+        headers={CONTROL_HEADER: token, "Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=str(ca_bundle))
+    with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _answers_as(name: str, port: int, token: str, ca_bundle: Path, timeout: float) -> bool:
+    try:
+        return _control_request(port, token, ca_bundle, timeout=timeout).get("server") == name
+    except (OSError, ValueError, ssl.SSLError):  # refused, timed out, 403, not TLS, not JSON
+        return False
+
+
+def probe_estate(lab_dir: Path | str, *, timeout: float = 2.0) -> EstateStatus:
+    """The state of the estate in ``lab_dir``: recorded pid, whether it lives, which servers answer."""
+    lab_dir = Path(lab_dir).resolve()
+    record = _read_record(lab_dir)
+    pid = record.get("pid") if isinstance(record.get("pid"), int) else None
+    ports = {str(k): int(v) for k, v in (record.get("ports") or {}).items()}
+    token = record.get("control_token") or ""
+    alive = pid is not None and pid_alive(pid)
+    answering: dict[str, bool] = {}
+    if alive and token and (lab_dir / "ca.pem").exists():
+        answering = {name: _answers_as(name, port, token, lab_dir / "ca.pem", timeout)
+                     for name, port in ports.items()}
+    return EstateStatus(
+        lab_dir=lab_dir, pid=pid, pid_alive=alive, served_by=record.get("served_by"), ports=ports,
+        answering=answering, command=process_command(pid) if alive else None,
+    )
+
+
+# --------------------------------------------------------------------------- the estate
 
 
 @dataclass
@@ -70,12 +263,23 @@ class _Host:
 
 
 class Estate:
-    """The lab's servers, started in this process (``runbook lab up`` runs one in the background)."""
+    """The lab's servers, started in this process (``runbook lab up`` runs one in the background).
 
-    def __init__(self, directory: Path | str) -> None:
+    ``served_by`` is recorded in ``estate.json``: ``runbook lab down`` stops only an estate that
+    ``runbook lab up`` started, never the process of a test or notebook that started one itself.
+    """
+
+    def __init__(self, directory: Path | str, *, served_by: str = IN_PROCESS) -> None:
         self.dir = Path(directory).resolve()
+        self.served_by = served_by
         self.hosts: dict[str, _Host] = {}
+        # server → (port in estate.json, port now) for servers whose port was taken by another program
+        self.moved_ports: dict[str, tuple[int, int]] = {}
         self._record: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        state = "running" if self.hosts else "stopped"
+        return f"<Estate {self.dir} {state}>"
 
     # -- paths ------------------------------------------------------------------------------
     @property
@@ -90,17 +294,16 @@ class Estate:
     def state_dir(self) -> Path:
         return self.dir / "state"
 
+    @property
+    def ports(self) -> dict[str, int]:
+        """The port of every running server."""
+        return {name: host.server.port for name, host in self.hosts.items()}
+
     def _load_record(self) -> dict[str, Any]:
-        path = self.dir / STATE_FILE
-        if path.exists():
-            try:
-                return json.loads(path.read_text())
-            except ValueError:
-                log.warning("%s is unreadable; starting with new ports", path)
-        return {}
+        return _read_record(self.dir)
 
     def _save_record(self) -> None:
-        _write_private(self.dir / STATE_FILE, json.dumps(self._record, indent=2))
+        _write_private(self.dir / STATE_FILE, json.dumps(self._record, indent=2) + "\n")
 
     # -- components -------------------------------------------------------------------------
     def farm(self, name: str):
@@ -112,28 +315,57 @@ class Estate:
         return self.hosts[TENANT].component
 
     def server(self, name: str) -> LabServer:
-        return self.hosts[name].server
+        """The HTTPS server of lab host ``name`` (``.faults`` injects faults, ``.url`` is its address)."""
+        try:
+            return self.hosts[name].server
+        except KeyError:
+            raise InputError(f"the lab has no server {name!r}",
+                             hint=f"Lab servers: {', '.join(self.hosts) or '(estate not started)'}.") from None
 
     def password(self, server: str) -> str:
         return (self.dir / "secrets" / server).read_text().strip()
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Estate":
+        """Start every server; refuses when another estate already serves this directory."""
         from .sharepoint import SharePointFarm
         from .tenant import Tenant
         from .winrm.endpoint import WinRMEndpoint
 
+        if self.hosts:
+            return self
         self.dir.mkdir(parents=True, exist_ok=True)
+        status = probe_estate(self.dir)
+        if status.serving:
+            # Two estates over one state directory would overwrite each other's state.
+            raise RunbookError(
+                f"a lab estate already serves {self.dir} (pid {status.pid}, {status.served_by or 'unknown owner'})",
+                hint=f"Use it as it is, or stop it first ('runbook lab down --dir {self.dir}').",
+            )
         ca = LabCA.open(self.dir)
         self._record = self._load_record()
         token = self._record.get("control_token") or _random.token_urlsafe(24)
         ports: dict[str, int] = dict(self._record.get("ports") or {})
         tls = ca.issue_server_certificate(["127.0.0.1", "localhost"])
+        self.moved_ports = {}
 
         def new_server(name: str) -> LabServer:
-            wanted = ports.get(name, 0)
-            port = wanted if wanted and _port_free(wanted) else 0
-            return LabServer(name, tls, port=port, control_token=token, cert_dir=self.dir / "tls")
+            def make(port: int) -> LabServer:
+                return LabServer(name, tls, port=port, control_token=token, cert_dir=self.dir / "tls")
+
+            wanted = int(ports.get(name) or 0)
+            if not wanted:
+                return make(0)
+            try:
+                return make(wanted)
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    raise
+            server = make(0)
+            self.moved_ports[name] = (wanted, server.port)
+            log.warning("%s: port %d is taken by another program; serving on %d instead and rewriting %s",
+                        name, wanted, server.port, self.inventory_path)
+            return server
 
         try:
             for name in SHAREPOINT_FARMS:
@@ -152,35 +384,45 @@ class Estate:
             self.hosts[TENANT] = _Host(TENANT, server, tenant)
             for host in self.hosts.values():
                 host.server.start()
+            # The inventory first, then the record: a pid in estate.json means "ready to use".
+            self.write_inventory()
         except BaseException:
-            self.stop()
+            self._stop_servers()
             raise
         self._record.update(
             control_token=token,
-            ports={name: host.server.port for name, host in self.hosts.items()},
+            ports=self.ports,
             pid=os.getpid(),
+            served_by=self.served_by,
             started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         self._save_record()
-        self.write_inventory()
         log.info("lab estate up in %s: %s", self.dir, self._record["ports"])
         return self
 
-    def stop(self) -> None:
+    def _stop_servers(self) -> None:
         for host in self.hosts.values():
             try:
                 host.server.stop()
             except Exception:  # stopping must go on for the other servers
                 log.exception("stopping %s", host.name)
         self.hosts.clear()
+
+    def stop(self) -> None:
+        """Stop every server; the state, ports and inventory stay for the next start."""
+        was_running = bool(self.hosts)
+        self._stop_servers()
         record = self._load_record()
-        if record.get("pid") == os.getpid():
+        if was_running and record.get("pid") == os.getpid():
             record.pop("pid", None)
+            record["stopped"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             self._record = record
             self._save_record()
+        log.info("lab estate in %s stopped", self.dir)
 
     def reset(self) -> None:
-        """Restore every server's initial state (same ids, same certificates, same ports)."""
+        """Restore every server's initial state (same ids, same certificates, same ports) and
+        clear pending faults."""
         for host in self.hosts.values():
             host.component.reset()
             host.server.faults.clear()
@@ -205,6 +447,7 @@ class Estate:
 
     # -- inventory --------------------------------------------------------------------------
     def inventory(self) -> dict[str, Any]:
+        """The inventory of the running estate, as written to ``inventory.yaml``."""
         servers = {}
         for name in SHAREPOINT_FARMS:
             url = self.hosts[name].server.url
@@ -228,7 +471,10 @@ class Estate:
             "# The lab estate's inventory, written by `runbook lab up`. Servers listen on loopback;\n"
             "# secrets are files next to this one, referenced with file:.\n"
         )
-        self.inventory_path.write_text(header + yaml.safe_dump(self.inventory(), sort_keys=False))
+        text = header + yaml.safe_dump(self.inventory(), sort_keys=False)
+        tmp = self.inventory_path.with_name(f".{self.inventory_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.inventory_path)  # `runbook run` may be reading it right now
         return self.inventory_path
 
     # -- faults over the wire (for an estate in another process) ---------------------------
@@ -236,18 +482,54 @@ class Estate:
         return self._record.get("control_token") or self._load_record().get("control_token", "")
 
 
-def inject_fault(lab_dir: Path, server: str, kind: str, count: int = 1, **options: Any) -> dict[str, Any]:
-    """Ask a running estate (possibly in another process) to fail the next ``count`` requests to ``server``."""
-    import ssl
-    import urllib.request
+def _control(lab_dir: Path | str, server: str, *, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    lab_dir = Path(lab_dir).resolve()
+    record = _read_record(lab_dir)
+    ports = record.get("ports") or {}
+    if not ports or not record.get("control_token"):
+        raise RunbookError(f"there is no lab estate in {lab_dir}",
+                           hint=f"Start one with 'runbook lab up --dir {lab_dir}'.")
+    if server not in ports:
+        raise InputError(f"the lab in {lab_dir} has no server {server!r}",
+                         hint=f"Lab servers: {', '.join(sorted(ports))}.")
+    try:
+        return _control_request(int(ports[server]), record["control_token"], lab_dir / "ca.pem",
+                                method=method, body=body)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace").strip()
+        if exc.code == 403:
+            raise RunbookError(
+                f"lab server {server} refused the control token of {lab_dir / STATE_FILE} (HTTP 403)",
+                hint="Another estate answers on that port: restart the lab with 'runbook lab down' and 'up'.",
+            ) from None
+        raise InputError(f"lab server {server} refused the fault request (HTTP {exc.code}): {detail}",
+                         hint=f"Fault kinds: {', '.join(FAULT_KINDS)}; count ≥ 1.") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise RunbookError(f"lab server {server} (port {ports[server]}) does not answer: {exc}",
+                           hint=f"Is the lab running? 'runbook lab status --dir {lab_dir}'.") from None
 
-    record = json.loads((Path(lab_dir) / STATE_FILE).read_text())
-    port = record["ports"][server]
-    body = json.dumps({"kind": kind, "count": count, **options}).encode()
-    request = urllib.request.Request(
-        f"https://127.0.0.1:{port}{CONTROL_PATH}", data=body, method="POST",
-        headers={CONTROL_HEADER: record["control_token"], "Content-Type": "application/json"},
-    )
-    context = ssl.create_default_context(cafile=str(Path(lab_dir) / "ca.pem"))
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
-        return json.loads(response.read())
+
+def inject_fault(lab_dir: Path | str, server: str, kind: str, count: int = 1, **options: Any) -> dict[str, Any]:
+    """Make the next ``count`` requests to ``server`` of the estate in ``lab_dir`` fail as ``kind``.
+
+    Works for an estate in any process (over HTTPS, with the control token in ``estate.json``).
+    ``options``: ``seconds`` (stall), ``message`` (error), ``path_prefix``. Returns the server's
+    pending faults.
+    """
+    if kind not in FAULT_KINDS:
+        raise InputError(f"unknown fault kind {kind!r}", hint=f"Use one of {', '.join(FAULT_KINDS)}.")
+    unknown = set(options) - {"seconds", "message", "path_prefix"}
+    if unknown:
+        raise InputError(f"unknown fault option(s): {', '.join(sorted(unknown))}",
+                         hint="Options are seconds, message and path_prefix.")
+    return _control(lab_dir, server, method="POST", body={"kind": kind, "count": count, **options})
+
+
+def clear_faults(lab_dir: Path | str, server: str) -> None:
+    """Drop every pending fault of ``server`` in the estate in ``lab_dir``."""
+    _control(lab_dir, server, method="POST", body={"clear": True})
+
+
+def pending_faults(lab_dir: Path | str, server: str) -> list[dict[str, Any]]:
+    """The faults still waiting for a request on ``server``."""
+    return list(_control(lab_dir, server, method="GET").get("faults") or [])
