@@ -28,3 +28,21 @@ def runbook(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 @pytest.fixture
 def run_cli():
     return runbook
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A fresh lab estate in this process, on free loopback ports; stopped after the test."""
+    from runbooklib.lab.estate import Estate
+
+    estate = Estate(tmp_path / "lab").start()
+    try:
+        yield estate
+    finally:
+        estate.stop()
+
+
+def lab_state_bytes(estate) -> dict[str, bytes]:
+    """Every persisted state file of an estate, for byte-for-byte comparisons."""
+    return {str(p.relative_to(estate.state_dir)): p.read_bytes()
+            for p in sorted(estate.state_dir.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}

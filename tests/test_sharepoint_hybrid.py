@@ -1,0 +1,168 @@
+"""The SharePoint hybrid runbook, end to end: `runbook run` → papermill → the lab estate."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import scrapbook
+
+from conftest import ROOT, lab_state_bytes, runbook
+from runbooklib.tokens import build_actor_token
+
+pytestmark = pytest.mark.slow
+
+SPO = "00000003-0000-0ff1-ce00-000000000000"
+ACS = "00000001-0000-0000-c000-000000000000"
+LAB_PARAMS = ROOT / "parameters" / "lab" / "sharepoint-hybrid.yaml"
+
+
+def run_hybrid(lab, archive: Path, *args: str):
+    result = runbook("run", "sharepoint-hybrid", "--inventory", str(lab.inventory_path), "--params", str(LAB_PARAMS),
+                     "--archive", str(archive), *args)
+    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()] \
+        if (archive / "index.jsonl").exists() else []
+    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict if entries else {}
+    return result, scraps
+
+
+def steps_by_id(scraps) -> dict[str, dict]:
+    return {s["id"]: s for s in scraps["steps"]}
+
+
+def spo_accepts(lab, token: str) -> tuple[int, str]:
+    url = lab.tenant.inventory_entry(lab.server("contoso").url, "ca.pem")["spo_url"] + "/_api/web"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    context = ssl.create_default_context(cafile=str(lab.ca_bundle))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("X-Lab-S2S-Reason", "")
+
+
+def farm_token(lab) -> str:
+    """An S2S actor token minted with sp-a's STS key, as the farm would send it to SharePoint Online."""
+    pair = lab.farm("sp-a").sts_key_pair()
+    return build_actor_token(certificate=pair.certificate, private_key=pair.key, issuer_id=SPO,
+                             realm=lab.tenant.tenant_id, target_principal_id=SPO, target_host=lab.tenant.spo_host)
+
+
+def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_path):
+    archive = tmp_path / "records"
+    foreign_before = lab.tenant.key_credentials(SPO)
+    status, reason = spo_accepts(lab, farm_token(lab))
+    assert status == 401, "the lab must refuse the farm before the trust exists"
+
+    first, scraps = run_hybrid(lab, archive)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert scraps["run"]["status"] == "succeeded"
+    assert scraps["changes"] > 0
+    steps = steps_by_id(scraps)
+    assert steps["preflight"]["status"] == "ok"
+    for step_id in ("sts-certificate", "spn", "spo-app-principal", "realm", "acs-trust"):
+        assert steps[step_id]["status"] == "changed", steps[step_id]
+    assert steps["federated-search"]["status"] == "skipped" and "-HybridWebApp" in steps["federated-search"]["hint"]
+    assert steps["sp2013-search-permission"]["status"] == "skipped"
+
+    # End state, read from the lab itself.
+    tenant_id = lab.tenant.tenant_id
+    farm = lab.farm("sp-a")
+    assert farm.realm == tenant_id
+    keys_after = lab.tenant.key_credentials(SPO)
+    kept = {k["keyId"] for k in foreign_before} - {k["keyId"] for k in keys_after}
+    assert not kept, f"foreign keys were lost: {kept}"
+    assert len(keys_after) == len(foreign_before) + 1
+    assert f"{SPO}/*.contoso.lab" in lab.tenant.spns(SPO)
+    snapshot = farm.snapshot()
+    issuers = {i["name"]: i for i in snapshot["trusted_issuers"]}
+    assert issuers["ACS"]["registered_issuer_name"] == f"{ACS}@{tenant_id}"
+    assert issuers["ACS"]["is_self_issuer"] is False
+    # The pre-registered add-in moved with the realm (parameters/lab asks for reregister).
+    assert issuers["Contoso Expenses add-in"]["registered_issuer_name"].endswith(f"@{tenant_id}")
+
+    # The oracle: SharePoint Online now accepts a token signed with the farm's STS key.
+    assert spo_accepts(lab, farm_token(lab)) == (200, "")
+
+    second, scraps = run_hybrid(lab, archive)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert scraps["run"]["status"] == "succeeded"
+    assert scraps["changes"] == 0
+    assert {s["status"] for s in scraps["steps"]} <= {"ok", "skipped"}
+    assert lab.tenant.key_credentials(SPO) == keys_after
+
+    blob = b"".join(p.read_bytes() for p in archive.rglob("*") if p.is_file())
+    for secret in (lab.password("sp-a"), lab.tenant.runbook_app.secret):
+        assert secret.encode() not in blob
+
+
+def test_plan_mode_lists_every_change_and_leaves_the_lab_untouched(lab, tmp_path):
+    before = lab_state_bytes(lab)
+    result, scraps = run_hybrid(lab, tmp_path / "records", "--plan")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert scraps["run"]["status"] == "planned" and scraps["run"]["mode"] == "plan"
+    assert scraps["changes"] == 0
+    steps = steps_by_id(scraps)
+    for step_id in ("sts-certificate", "spn", "spo-app-principal", "realm", "acs-trust"):
+        assert steps[step_id]["status"] == "planned" and steps[step_id]["changes"], step_id
+    assert any("re-register issuer Contoso Expenses add-in" in c for c in steps["realm"]["changes"])
+    assert lab_state_bytes(lab) == before
+
+
+def test_kerberos_only_web_application_fails_preflight_with_the_remedies(lab, tmp_path):
+    before = lab_state_bytes(lab)
+    result, scraps = run_hybrid(lab, tmp_path / "records", "-p", "web_application=https://portal.contoso.lab")
+    assert result.returncode == 1
+    assert scraps["run"]["status"] == "failed"
+    preflight = steps_by_id(scraps)["preflight"]
+    assert preflight["status"] == "failed"
+    assert "NTLM" in preflight["error"]
+    assert "extend this web application" in preflight["hint"] and "new web application" in preflight["hint"]
+    assert [s["status"] for s in scraps["steps"]] == ["failed"]
+    assert lab_state_bytes(lab) == before
+
+
+def test_http_web_application_enables_oauth_over_http_with_a_warning(lab, tmp_path):
+    result, scraps = run_hybrid(lab, tmp_path / "records", "-p", "web_application=http://intranet.contoso.lab")
+    assert result.returncode == 0, result.stdout + result.stderr
+    step = steps_by_id(scraps)["oauth-over-http"]
+    assert step["status"] == "changed"
+    assert "AllowOAuthOverHttp" in step["changes"][0]
+    assert any("https" in w for w in step["warnings"])
+    assert any("OAuth over HTTP" in w for w in scraps["run"]["warnings"])
+    assert lab.farm("sp-a").snapshot()["sts"]["allow_oauth_over_http"] is True
+
+
+def test_realm_change_is_blocked_by_default_naming_the_add_in(lab, tmp_path):
+    before = lab_state_bytes(lab)
+    result, scraps = run_hybrid(lab, tmp_path / "records", "-p", "realm_change=block")
+    assert result.returncode == 1
+    preflight = steps_by_id(scraps)["preflight"]
+    assert preflight["status"] == "failed"
+    assert "Contoso Expenses add-in" in preflight["error"] and "KB 4010011" in preflight["error"]
+    assert "realm_change: reregister" in preflight["hint"]
+    assert lab_state_bytes(lab) == before
+
+
+@pytest.mark.parametrize("override, field", [
+    ("farm=sp-z", "farm"),
+    ("public_root_domain=https://contoso.lab", "public_root_domain"),
+    ("zone=Everywhere", "zone"),
+    ("realm_chnage=accept", "realm_chnage"),
+])
+def test_bad_parameters_exit_2_naming_the_field_and_contact_nothing(lab, tmp_path, override, field):
+    before = lab_state_bytes(lab)
+    # A tripwire on every server: any request would consume its pending fault.
+    for name in lab.hosts:
+        lab.server(name).faults.add("drop")
+    result = runbook("run", "sharepoint-hybrid", "--inventory", str(lab.inventory_path), "--params",
+                     str(LAB_PARAMS), "-p", override, "--archive", str(tmp_path / "records"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert field in result.stderr
+    assert not (tmp_path / "records").exists()
+    assert lab_state_bytes(lab) == before
+    assert all(len(lab.server(name).faults.pending()) == 1 for name in lab.hosts), "a server was contacted"
