@@ -197,9 +197,9 @@ def _down(lab_dir: Path) -> int:
             print(f"lab in {lab_dir}: not running ({STATE_FILE} named pid {status.pid}, which is now another "
                   "program; left alone, record cleared)")
             return 0
-        if status.command is None:
+        if status.command is None or str(lab_dir) not in status.command:
             raise _refuse_unknown_process(status)
-        # a lab server of this directory that no longer answers: stop it
+        # the background server of this very directory, no longer answering: stop it
     elif status.served_by != SERVED_BY_COMMAND:
         raise RunbookError(
             f"the estate in {lab_dir} runs {_owner(status)} (pid {status.pid}), not as 'runbook lab up'",

@@ -37,6 +37,8 @@ from runbooklib.lab.sharepoint import METADATA_PATH, ROOT_CERTIFICATE_PATH
 from runbooklib.metadata import discover_realm, fetch_metadata
 from runbooklib.remote import RemoteConnections
 
+from estate_fixtures import clean_estate, connections, estate, lab_inventory  # noqa: F401 - fixtures
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILDS = {"sp-a": "16.0.10337.12109", "sp-b": "16.0.18526.20508"}  # SharePoint 2019 and Subscription Edition
 

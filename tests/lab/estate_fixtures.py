@@ -1,5 +1,11 @@
 """Fixtures for the lab tests: a whole estate on free loopback ports, in this process.
 
+Import them into a test module (``from estate_fixtures import estate, clean_estate, lab_inventory,
+connections``). They are not in ``tests/lab/conftest.py`` because a second non-package
+``conftest`` module replaces ``tests/conftest.py`` in ``sys.modules`` and breaks every
+``from conftest import …`` in ``tests/``; once those helpers live in a module of their own,
+this file can become ``tests/lab/conftest.py`` unchanged.
+
 ``estate`` starts ``Estate(tmp_dir)`` once per test module (sp-a, sp-b and the contoso tenant,
 with the inventory, CA bundle and secret files an administrator's ``runbook lab up`` writes)
 and stops it after the module. Tests that change farm state or add faults should use
