@@ -31,8 +31,9 @@ class DemoRow:
 
     scenario: str
     status: str  # a run status (succeeded, planned, failed) or "invalid input" / "error"
-    changes: int | None = None
+    changes: int | None = None  # changes made
     record: Path | None = None
+    planned: int = 0  # changes a plan-mode run listed
     seconds: float = 0.0
     message: str = ""  # why the run did not happen or failed, for the line under the table
 
@@ -74,9 +75,9 @@ def run_demo(*, archive: Path, lab_dir: Path, plan: bool = False) -> int:
 
     print("", file=out)
     print(format_table(rows), file=out)
-    for row in rows:
-        if row.message:
-            print(f"{row.scenario}: {row.message}", file=out)
+    notes = [f"{row.scenario}: {row.message}" for row in rows if row.message]
+    if notes:
+        print("", *notes, sep="\n", file=out)
     print(f"\nThe lab is still running. Stop it with: runbook lab down --dir {lab_dir}", file=out)
     print(f"Archived runs: runbook history --archive {archive}", file=out)
     return max(row.exit_code for row in rows)
@@ -110,7 +111,8 @@ def _run_one(info, *, inventory: Path, archive: Path, plan: bool) -> DemoRow:
     except RunbookError as exc:
         log.debug("demo run of %s failed", info.name, exc_info=True)
         return DemoRow(info.name, "error", seconds=time.monotonic() - started, message=redact(str(exc)))
-    return DemoRow(info.name, outcome.status, outcome.changes, outcome.record,
+    planned = sum(len(step.get("changes") or []) for step in outcome.steps if step.get("status") == "planned")
+    return DemoRow(info.name, outcome.status, outcome.changes, outcome.record, planned=planned,
                    seconds=time.monotonic() - started, message=_failure_message(outcome))
 
 
@@ -137,10 +139,16 @@ def _shown(path: Path | None) -> str:
         return str(path)
 
 
+def _changes_cell(row: DemoRow) -> str:
+    if row.status == "planned":
+        return f"{row.planned} planned"
+    return "-" if row.changes is None else str(row.changes)
+
+
 def format_table(rows: list[DemoRow]) -> str:
-    """The summary table: scenario, status, changes, record path."""
+    """The summary table: scenario, status, changes (made, or listed by a plan), record path."""
     header = ("scenario", "status", "changes", "record")
-    body = [(r.scenario, r.status, "-" if r.changes is None else str(r.changes), _shown(r.record)) for r in rows]
+    body = [(r.scenario, r.status, _changes_cell(r), _shown(r.record)) for r in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(3)]
     lines = []
     for cells in [header, *body]:

@@ -8,6 +8,7 @@ the real scenarios (and without their run time).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,9 @@ def _table_rows(stdout: str) -> dict[str, list[str]]:
     for line in lines[start + 1:]:
         if not line.strip():
             break
-        # "invalid input" is the one status with a space in it
-        line = line.replace("invalid input", "invalid-input")
-        name, status, changes, record = line.split(None, 3)
-        rows[name] = [status, changes, record]
+        match = re.fullmatch(r"(\S+)\s+(invalid input|\S+)\s+(\d+ planned|\d+|-)\s+(\S+)", line)
+        assert match, f"not a table row: {line!r}"
+        rows[match[1]] = [match[2], match[3], match[4]]
     return rows
 
 
@@ -137,9 +137,9 @@ def test_invalid_input_is_reported_in_its_row_and_the_others_still_run(lab_dir, 
 
     assert code == 2, out
     rows = _table_rows(out)
-    assert rows["fixture-bad"] == ["invalid-input", "-", "-"]
+    assert rows["fixture-bad"] == ["invalid input", "-", "-"]
     assert "no_such_parameter" in out
-    assert rows["fixture-ok"][0] == "planned"
+    assert rows["fixture-ok"][:2] == ["planned", "2 planned"], "the plan's changes are counted"
     assert not any(work.iterdir()), "plan mode changes nothing"
     index = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
     assert [(e["scenario"], e["status"]) for e in index] == [("fixture-ok", "planned")]
