@@ -15,8 +15,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InputError, RunbookError
+
+if TYPE_CHECKING:  # imported at use: the command line must not pay for papermill at start-up
+    from .execute import RunOutcome
+    from .scenarios import ScenarioInfo
 
 __all__ = ["DemoRow", "format_table", "run_demo"]
 
@@ -93,7 +98,7 @@ def _lab_up(lab_dir: Path) -> None:
                            hint=f"See {lab_dir / 'lab.log'}, or run 'runbook lab up --dir {lab_dir} --foreground'.")
 
 
-def _run_one(info, *, inventory: Path, archive: Path, plan: bool) -> DemoRow:
+def _run_one(info: ScenarioInfo, *, inventory: Path, archive: Path, plan: bool) -> DemoRow:
     """Run one scenario headless; every error becomes a row, so the next scenario still runs."""
     from .execute import RunRequest, execute_run
     from .secrets import redact
@@ -116,7 +121,7 @@ def _run_one(info, *, inventory: Path, archive: Path, plan: bool) -> DemoRow:
                    seconds=time.monotonic() - started, message=_failure_message(outcome))
 
 
-def _failure_message(outcome) -> str:
+def _failure_message(outcome: RunOutcome) -> str:
     """The failed step's error and hint (or the run's error), as one line under the table."""
     from .secrets import redact
 
