@@ -142,7 +142,7 @@ def _read_record(lab_dir: Path) -> dict[str, Any]:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process with ``pid`` exists (POSIX)."""
+    """True if a process with ``pid`` exists and has not exited (POSIX)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -151,7 +151,12 @@ def pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    # An exited process nobody has reaped yet (a container without an init) still takes signals.
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def process_command(pid: int) -> str | None:

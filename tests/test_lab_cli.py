@@ -1,0 +1,202 @@
+"""`runbook lab up|down|status|reset` as an administrator runs it: child processes, a background
+estate, and no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from runbooklib.inventory import load_inventory
+from runbooklib.lab.estate import STATE_FILE, pid_alive, process_command
+from runbooklib.remote import RemoteConnections
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVERS = ("sp-a", "sp-b", "contoso")
+
+
+def lab(action: str, lab_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runbooklib.cli", "lab", action, "--dir", str(lab_dir)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def record(lab_dir: Path) -> dict:
+    return json.loads((lab_dir / STATE_FILE).read_text())
+
+
+def _kill_leftover(lab_dir: Path) -> None:
+    """After `down`: no estate process of this directory may survive the test, whatever happened."""
+    try:
+        pid = record(lab_dir).get("pid")
+    except (OSError, ValueError):
+        return
+    if pid and pid_alive(pid) and str(lab_dir) in (process_command(pid) or ""):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def lab_dir(tmp_path_factory) -> Iterator[Path]:
+    """A lab started with `runbook lab up` (in the background), stopped with `down` at the end."""
+    directory = tmp_path_factory.mktemp("cli") / ".lab"
+    try:
+        started = lab("up", directory)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield directory
+    finally:
+        lab("down", directory)
+        _kill_leftover(directory)
+
+
+@pytest.fixture
+def spare_dir(tmp_path) -> Iterator[Path]:
+    directory = tmp_path / ".lab"
+    directory.mkdir()
+    try:
+        yield directory
+    finally:
+        if (directory / STATE_FILE).exists():
+            lab("down", directory)
+            _kill_leftover(directory)
+
+
+@pytest.fixture
+def bystander() -> Iterator[subprocess.Popen]:
+    """Some other program, as a stale pid in estate.json may now name after a crash or reboot."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def realm(lab_dir: Path, server: str = "sp-a") -> str:
+    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+        [value] = conns.invoke(server, "Get-SPAuthenticationRealm").output
+        return value
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_up_leaves_the_estate_running_in_the_background_and_is_idempotent(lab_dir):
+    pid = record(lab_dir)["pid"]
+    assert pid_alive(pid) and pid != os.getpid()  # `up` returned; its estate lives on
+
+    status = lab("status", lab_dir)
+    assert status.returncode == 0, status.stdout
+    for name in SERVERS:
+        assert any(line.split()[:1] == [name] and line.endswith("answering") for line in status.stdout.splitlines())
+    assert "NOT ANSWERING" not in status.stdout and f"pid {pid}" in status.stdout
+
+    again = lab("up", lab_dir)
+    assert again.returncode == 0 and f"running (pid {pid}" in again.stdout
+    assert record(lab_dir)["pid"] == pid
+
+    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+        assert conns.invoke("sp-b", "Get-SPFarm").output[0].BuildVersion.startswith("16.0.")
+
+
+def test_down_and_up_keep_ports_and_state_and_reset_restores_the_initial_estate(lab_dir):
+    initial_realm = realm(lab_dir)
+    ports, pid = record(lab_dir)["ports"], record(lab_dir)["pid"]
+    changed = str(uuid.uuid4())
+    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+        conns.invoke("sp-a", "Set-SPAuthenticationRealm", {"Realm": changed})
+
+    down = lab("down", lab_dir)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not pid_alive(pid) and all(refused(port) for port in ports.values())
+    status = lab("status", lab_dir)
+    assert status.returncode == 1 and "not running" in status.stdout
+
+    up = lab("up", lab_dir)
+    assert up.returncode == 0, up.stderr
+    assert record(lab_dir)["ports"] == ports and record(lab_dir)["pid"] != pid
+    assert realm(lab_dir) == changed
+
+    reset = lab("reset", lab_dir)
+    assert reset.returncode == 0, reset.stderr
+    assert "reset to its initial estate" in reset.stdout
+    assert realm(lab_dir) == initial_realm
+    assert record(lab_dir)["ports"] == ports
+    assert lab("status", lab_dir).returncode == 0
+
+
+def test_a_taken_port_moves_the_server_and_the_terminal_says_so(lab_dir):
+    assert lab("down", lab_dir).returncode == 0
+    old_port = record(lab_dir)["ports"]["sp-b"]
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the estate's connections linger
+        squatter.bind(("127.0.0.1", old_port))
+        squatter.listen()
+        up = lab("up", lab_dir)
+        assert up.returncode == 0, up.stderr
+        new_port = record(lab_dir)["ports"]["sp-b"]
+        assert new_port != old_port
+        assert f"sp-b: port {old_port} is taken by another program; sp-b now listens on {new_port}" in up.stderr
+        assert "inventory.yaml was rewritten" in up.stderr
+        inventory = load_inventory(lab_dir / "inventory.yaml")
+        assert inventory.server("sp-b").winrm == f"https://127.0.0.1:{new_port}/wsman"
+        assert realm(lab_dir, "sp-b")  # reachable at the address the rewritten inventory names
+
+
+def test_a_stale_pid_is_never_signalled(spare_dir, bystander):
+    stale = {"pid": bystander.pid, "ports": {"sp-a": 1}, "control_token": "gone", "served_by": "runbook lab"}
+    (spare_dir / STATE_FILE).write_text(json.dumps(stale))
+
+    status = lab("status", spare_dir)
+    assert status.returncode == 1 and "not running" in status.stdout
+    down = lab("down", spare_dir)
+    assert down.returncode == 0 and "now another program" in down.stdout
+    assert bystander.poll() is None and "pid" not in record(spare_dir)
+
+    (spare_dir / STATE_FILE).write_text(json.dumps(stale))
+    up = lab("up", spare_dir)
+    assert up.returncode == 0, up.stderr
+    assert f"named pid {bystander.pid}, which is now another program" in up.stderr
+    assert bystander.poll() is None
+    assert lab("status", spare_dir).returncode == 0
+
+
+def test_up_refuses_a_lab_process_that_does_not_answer(spare_dir):
+    # A lab server of this directory that hangs: `up` must not start a second one over its state.
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "runbooklib.lab.serve", "--dir", str(spare_dir)])
+    try:
+        (spare_dir / STATE_FILE).write_text(json.dumps({"pid": hung.pid, "ports": {"sp-a": 1},
+                                                        "control_token": "t", "served_by": "runbook lab"}))
+        up = lab("up", spare_dir)
+        assert up.returncode == 1
+        assert f"names pid {hung.pid}, which is alive but none of the lab's servers answer" in up.stderr
+        assert f"kill {hung.pid}" in up.stderr and hung.poll() is None
+        # `down` may stop it: it is this directory's lab server.
+        assert lab("down", spare_dir).returncode == 0
+        assert hung.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        hung.kill()
+        hung.wait()
+
+
+def test_a_lab_that_cannot_start_shows_why(spare_dir):
+    state = spare_dir / "state"
+    state.mkdir()
+    (state / "sp-a.json").write_text(json.dumps({"schema": "from-the-future", "current": {}}))
+    up = lab("up", spare_dir)
+    assert up.returncode == 1
+    assert "the lab stopped while starting" in up.stderr
+    assert "unsupported lab state schema 'from-the-future'" in up.stderr  # the end of lab.log, quoted
+    assert "lab.log" in up.stderr
