@@ -80,6 +80,9 @@ def _print_status(status: EstateStatus) -> bool:
     lab_dir = status.lab_dir
     if not status.serving:
         print(f"lab in {lab_dir}: not running (start it with 'runbook lab up --dir {lab_dir}')")
+        if status.pid_alive:
+            print(f"  note: {STATE_FILE} names pid {status.pid} ({status.command or 'unknown command'}), "
+                  "which does not answer as this lab")
         return False
     print(f"lab in {lab_dir}: running (pid {status.pid}, {_owner(status)})")
     for name, port in status.ports.items():
