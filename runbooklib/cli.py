@@ -63,10 +63,24 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenarios", help="list the scenarios")
 
-    p_lab = sub.add_parser("lab", help="the simulated estate on loopback: up, down, status, reset")
-    p_lab.add_argument("action", choices=["up", "down", "status", "reset"])
-    p_lab.add_argument("--dir", default=".lab", metavar="DIR", help="lab directory (default .lab)")
-    p_lab.add_argument("--foreground", action="store_true", help="with 'up': stay attached until Ctrl+C")
+    p_lab = sub.add_parser("lab", help="the simulated estate on loopback: up, down, status, reset, fault")
+    lab_sub = p_lab.add_subparsers(dest="action", metavar="ACTION")
+    lab_sub.required = True
+    for action, text in (("up", "start the lab in the background (idempotent)"), ("down", "stop it"),
+                         ("status", "show its servers; exit 1 unless all answer"),
+                         ("reset", "restore the initial estate")):
+        p = lab_sub.add_parser(action, help=text)
+        p.add_argument("--dir", default=".lab", metavar="DIR", help="lab directory (default .lab)")
+        if action == "up":
+            p.add_argument("--foreground", action="store_true", help="stay attached until Ctrl+C")
+    p_fault = lab_sub.add_parser("fault", help="make a lab server misbehave for its next requests")
+    p_fault.add_argument("server", help="lab server name, e.g. sp-a")
+    p_fault.add_argument("kind", choices=["drop", "stall", "error", "clear"])
+    p_fault.add_argument("--count", type=int, default=1, help="how many requests (default 1)")
+    p_fault.add_argument("--seconds", type=float, help="with stall: how long to hold each request")
+    p_fault.add_argument("--message", help="with error: the error record's message")
+    p_fault.add_argument("--path-prefix", help="only requests under this path, e.g. /wsman")
+    p_fault.add_argument("--dir", default=".lab", metavar="DIR", help="lab directory (default .lab)")
 
     p_demo = sub.add_parser("demo", help="start the lab and run every scenario against it, headless")
     p_demo.add_argument("--archive", metavar="DIR")
@@ -90,9 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "scenarios":
             return _cmd_scenarios()
         if args.command == "lab":
+            if args.action == "fault":
+                from .lab.commands import fault_command
+
+                return fault_command(Path(args.dir), args.server, args.kind, count=args.count, seconds=args.seconds,
+                                     message=args.message, path_prefix=args.path_prefix)
             from .lab.commands import lab_command
 
-            return lab_command(args.action, Path(args.dir), foreground=args.foreground)
+            return lab_command(args.action, Path(args.dir), foreground=getattr(args, "foreground", False))
         if args.command == "demo":
             from .demo import run_demo
 

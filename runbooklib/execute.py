@@ -153,7 +153,10 @@ def kernel_name() -> str:
     root = Path(tempfile.gettempdir()) / f"runbook-jupyter-{os.getuid()}"
     spec_dir = root / "kernels" / name
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # ERROR level: the kernel's start-up warnings (e.g. about its loopback TCP transport) are
+        # not the administrator's concern and would clutter the run's terminal output.
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--IPKernelApp.log_level=ERROR"],
         "display_name": f"runbook ({sys.executable})",
         "language": "python",
     }
@@ -329,7 +332,8 @@ def prepare_notebook(request: RunRequest, out: Path) -> Path:
 
     if out.exists():
         raise InputError(f"{out} already exists", field="--out", hint="Choose a new file name; nothing is overwritten.")
-    run_context = {"run_id": uuid.uuid4().hex[:12], "source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
+    # No run id here: each execution of the prepared notebook is its own run.
+    run_context = {"source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
                    "parameters_sha256": request.parameters_sha256()}
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(request.notebook), str(out), parameters=request.papermill_parameters(run_context),

@@ -16,8 +16,9 @@ FIXTURE_NOTEBOOK = ROOT / "tests" / "notebooks" / "steps-fixture.ipynb"
 def runbook(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 240) -> subprocess.CompletedProcess:
     """Run the `runbook` command as an administrator would, in a child process."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("RUNBOOK_ARCHIVE", None)
+    # The caller's own environment must not pick the archive; a test may choose one through env.
+    full_env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_ARCHIVE"}
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "runbooklib.cli", *args],
         capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout,

@@ -200,3 +200,24 @@ def test_a_lab_that_cannot_start_shows_why(spare_dir):
     assert "the lab stopped while starting" in up.stderr
     assert "unsupported lab state schema 'from-the-future'" in up.stderr  # the end of lab.log, quoted
     assert "lab.log" in up.stderr
+
+
+def test_lab_fault_makes_the_next_command_fail_with_the_message_then_clears(lab_dir):
+    from runbooklib.errors import RemoteError
+
+    fault = subprocess.run([sys.executable, "-m", "runbooklib.cli", "lab", "fault", "sp-a", "error", "--message",
+                            "The farm is in maintenance.", "--path-prefix", "/wsman", "--dir", str(lab_dir)],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert fault.returncode == 0, fault.stderr
+    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+        with pytest.raises(RemoteError) as caught:
+            conns.session("sp-a").invoke("Get-SPFarm")
+        assert "The farm is in maintenance." in str(caught.value)
+        assert conns.session("sp-a").invoke("Get-SPFarm").output, "a fault is used up by one request"
+    subprocess.run([sys.executable, "-m", "runbooklib.cli", "lab", "fault", "sp-b", "drop", "--count", "3",
+                    "--dir", str(lab_dir)], check=True, capture_output=True, timeout=60, cwd=ROOT)
+    cleared = subprocess.run([sys.executable, "-m", "runbooklib.cli", "lab", "fault", "sp-b", "clear", "--dir",
+                              str(lab_dir)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert cleared.returncode == 0 and "cleared" in cleared.stdout
+    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+        assert conns.session("sp-b").invoke("Get-SPFarm").output

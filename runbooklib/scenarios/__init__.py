@@ -10,9 +10,10 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # pydantic costs ~100 ms at import; `runbook scenarios` does not need it
+    from pydantic import BaseModel
 
 __all__ = ["ScenarioInfo", "SCENARIOS", "find_scenario", "project_root"]
 
