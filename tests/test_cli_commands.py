@@ -106,7 +106,9 @@ def test_prepared_notebook_runs_cell_by_cell_to_a_run_scrap(tmp_path):
     run = scraps["run"]
     assert run["status"] == "succeeded" and run["mode"] == "apply" and run["ticket"] == "CHG-9"
     prepared_context = nb.metadata["papermill"]["parameters"]["run_context"]
-    assert run["run_id"] == prepared_context["run_id"]
+    assert "run_id" not in prepared_context, "each execution of a prepared notebook is its own run"
+    assert len(run["run_id"]) == 12
+    assert run["sha256"]["notebook"] == prepared_context["source_sha256"]
     assert scraps["changes"] == 2
     assert {p.name for p in work.iterdir()} == {"first", "second"}
 
