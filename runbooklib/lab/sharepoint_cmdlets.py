@@ -98,6 +98,18 @@ def _is_guid(value: Any) -> bool:
         return False
 
 
+def _find_by_identity(entries: list[dict], value: Any) -> dict | None:
+    """What a pipebind resolves: the live object itself, an id (GUID) or a name (case-insensitive)."""
+    if isinstance(value, PSObj):
+        value = value.properties.get("Id") or value.properties.get("Name")
+    if _is_guid(value):
+        wanted = str(uuid.UUID(str(value)))
+        hit = next((e for e in entries if e["id"] == wanted), None)
+        if hit:
+            return hit
+    return next((e for e in entries if e["name"].lower() == str(value).lower()), None)
+
+
 def _norm_url(url: str) -> str:
     parts = urlsplit(str(url).strip())
     path = parts.path.rstrip("/")
@@ -168,14 +180,7 @@ class FarmOperations:
 
     @staticmethod
     def find_issuer(state: dict, value: Any) -> dict | None:
-        if isinstance(value, PSObj):
-            value = value.properties.get("Id") or value.properties.get("Name")
-        if _is_guid(value):
-            wanted = str(uuid.UUID(str(value)))
-            hit = next((i for i in state["trusted_issuers"] if i["id"] == wanted), None)
-            if hit:
-                return hit
-        return next((i for i in state["trusted_issuers"] if i["name"].lower() == str(value).lower()), None)
+        return _find_by_identity(state["trusted_issuers"], value)
 
     def root_authorities(self, state: dict) -> list[dict]:
         local = {"id": state["farm_id"][:-12] + "000000000001", "name": T.LOCAL_ROOT_AUTHORITY,
@@ -183,15 +188,7 @@ class FarmOperations:
         return [local, *state["root_authorities"]]
 
     def find_root_authority(self, state: dict, value: Any) -> dict | None:
-        if isinstance(value, PSObj):
-            value = value.properties.get("Id") or value.properties.get("Name")
-        entries = self.root_authorities(state)
-        if _is_guid(value):
-            wanted = str(uuid.UUID(str(value)))
-            hit = next((e for e in entries if e["id"] == wanted), None)
-            if hit:
-                return hit
-        return next((e for e in entries if e["name"].lower() == str(value).lower()), None)
+        return _find_by_identity(self.root_authorities(state), value)
 
     @staticmethod
     def find_principal(state: dict, name_identifier: str) -> dict | None:
@@ -210,14 +207,7 @@ class FarmOperations:
 
     @staticmethod
     def find_proxy(state: dict, value: Any) -> dict | None:
-        if isinstance(value, PSObj):
-            value = value.properties.get("Id") or value.properties.get("Name")
-        if _is_guid(value):
-            wanted = str(uuid.UUID(str(value)))
-            hit = next((p for p in state["proxies"] if p["id"] == wanted), None)
-            if hit:
-                return hit
-        return next((p for p in state["proxies"] if p["name"].lower() == str(value).lower()), None)
+        return _find_by_identity(state["proxies"], value)
 
     # --- changes ------------------------------------------------------------------------------
     def register_app_principal(self, site_value: Any, name_identifier: str, display_name: str) -> tuple[PSObj, bool]:
