@@ -248,7 +248,24 @@ class Run:
         ]
         if self.ticket:
             lines.append(f"  ticket {self.ticket}")
+        for target in self.targets():
+            lines.append(f"  target {target}")
         return Text("\n".join(lines))
+
+    def targets(self) -> list[str]:
+        """The inventory servers and tenants this run's parameters name, with where they are reached."""
+        if self.inventory is None:
+            return []
+        params = self.params.model_dump() if hasattr(self.params, "model_dump") else dict(self.params or {})
+        found = []
+        for value in params.values():
+            if isinstance(value, str) and value in self.inventory.servers:
+                server = self.inventory.servers[value]
+                found.append(f"{value}: {server.role} at {server.winrm} ({server.auth} as {server.username})")
+            elif isinstance(value, str) and value in self.inventory.tenants:
+                tenant = self.inventory.tenants[value]
+                found.append(f"{value}: tenant {tenant.tenant_id} ({tenant.domain}) via {tenant.graph_url}")
+        return found
 
 
 def _user() -> str:

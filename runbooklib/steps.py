@@ -225,8 +225,14 @@ class StepResult:
             f"<div style='font-weight:600;margin:4px 0'>{esc(self.title)} "
             f"<span style='color:{colour}'>{_MARKS[self.status]} {self.status.value}</span></div>"
         )
-        cells = [self.found, self.wanted, self.action_text(), self.status.value, self.proof]
-        row = "".join(f"<td style='text-align:left;vertical-align:top'>{esc(c)}</td>" for c in cells)
+        if len(self.changes) > 1 and self.status in (Status.CHANGED, Status.PLANNED):
+            prefix = "would:" if self.status is Status.PLANNED else ""
+            action = prefix + "<ul style='margin:0;padding-left:1.2em'>" + "".join(
+                f"<li>{esc(c)}</li>" for c in self.changes) + "</ul>"
+        else:
+            action = esc(self.action_text())
+        cells = [esc(self.found), esc(self.wanted), action, esc(self.status.value), esc(self.proof)]
+        row = "".join(f"<td style='text-align:left;vertical-align:top'>{c}</td>" for c in cells)
         table = (
             "<table><thead><tr>"
             + "".join(f"<th style='text-align:left'>{h}</th>" for h in ("found", "wanted", "action", "result", "proof"))

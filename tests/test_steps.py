@@ -115,3 +115,13 @@ def test_result_renders_as_table_and_scrap():
 def test_mode_is_checked():
     with pytest.raises(ValueError):
         StepEngine(Ctx(), mode="yolo")  # type: ignore[arg-type]
+
+
+def test_several_changes_render_as_a_list_in_html():
+    def check(ctx):
+        return Check(found="x", wanted="y", changes=["first change", "second change"])
+
+    engine = StepEngine(Ctx(), mode="plan")
+    html = engine.run(step("two", "Two changes", check=check))._repr_html_()
+    assert "<li>first change</li><li>second change</li>" in html
+    assert "would:" in html
