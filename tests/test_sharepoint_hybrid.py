@@ -127,7 +127,15 @@ def test_kerberos_only_web_application_fails_preflight_with_the_remedies(lab, tm
 
 
 def test_http_web_application_enables_oauth_over_http_with_a_warning(lab, tmp_path):
-    result, scraps = run_hybrid(lab, tmp_path / "records", "-p", "web_application=http://intranet.contoso.lab")
+    http = "web_application=http://intranet.contoso.lab"
+    planned, scraps = run_hybrid(lab, tmp_path / "records", "-p", http, "--plan")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    step = steps_by_id(scraps)["oauth-over-http"]
+    assert step["status"] == "planned" and "AllowOAuthOverHttp" in step["changes"][0]
+    assert any("OAuth over HTTP" in w for w in scraps["run"]["warnings"])
+    assert lab.farm("sp-a").snapshot()["sts"]["allow_oauth_over_http"] is False
+
+    result, scraps = run_hybrid(lab, tmp_path / "records", "-p", http)
     assert result.returncode == 0, result.stdout + result.stderr
     step = steps_by_id(scraps)["oauth-over-http"]
     assert step["status"] == "changed"
