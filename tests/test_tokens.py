@@ -153,7 +153,11 @@ def test_farm_token_rejected_before_upload_and_accepted_after(fresh: TenantLab, 
         json.dumps({"aud": f"{SPO_PRINCIPAL_ID}/{fresh.tenant.spo_host}@{tid}", "nameid": "s-1-5-21-1",
                     "exp": int(time.time()) + 600}).encode()).decode().rstrip("=") + "."
     assert spo_get(fresh, bare).headers["X-Lab-S2S-Reason"] == "unsigned_without_actor"
-    good_outer = build_outer_token(token, user_id="S-1-5-21-1-2-3-500")
+    # Only an actor marked trustedfordelegation may speak for a user.
+    undelegated = build_outer_token(token, user_id="S-1-5-21-1-2-3-500")
+    assert spo_get(fresh, undelegated).headers["X-Lab-S2S-Reason"] == "not_trusted_for_delegation"
+    delegated = actor(farm, realm=tid, host=fresh.tenant.spo_host, trusted_for_delegation=True)
+    good_outer = build_outer_token(delegated, user_id="S-1-5-21-1-2-3-500")
     assert spo_get(fresh, good_outer).json()["User"] == "s-1-5-21-1-2-3-500"
 
 

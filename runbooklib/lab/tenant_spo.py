@@ -11,7 +11,11 @@ that:
   (current keys only) and is signed by that certificate's key;
 * has an audience ``00000003-0000-0ff1-ce00-000000000000/<host>@<tenant id>`` whose host is
   covered by one of the principal's SPNs (``…/*.contoso.lab`` covers ``sp.contoso.lab``);
-* is within ``nbf``/``exp``.
+* is within ``nbf``/``exp`` and speaks (``nameid``) as that same farm identity;
+* as an outer token, wraps such an actor token that is ``trustedfordelegation``.
+
+The judgement is :mod:`.s2s_oracle`'s, the lab's own verifier — deliberately not
+:mod:`runbooklib.tokens`, which is code under test.
 
 Anything else gets 401 with SharePoint Online's ``WWW-Authenticate`` challenge (realm =
 tenant id, which is also how realm discovery works) and an ``x-ms-diagnostics`` header naming
@@ -20,15 +24,10 @@ the reason; ``X-Lab-S2S-Reason`` repeats the machine-readable reason for tests a
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from ..errors import TokenError
-from ..tokens import verify_token
+from . import s2s_oracle
 from .http import Request, Response
 from .tenant import ACS_PRINCIPAL_ID, SPO_PRINCIPAL_ID, _find_sp
 
@@ -48,6 +47,8 @@ _DIAG_CODES = {
     "unknown_x5t": 3000005,
     "bad_signature": 3000005,
     "wrong_issuer": 3000007,
+    "wrong_nameid": 3000007,
+    "realm_mismatch": 3000003,
     "no_token": 3000000,
 }
 
@@ -73,44 +74,33 @@ class SharePointOnline:
     def handle(self, request: Request) -> Response:
         auth = request.header("authorization") or ""
         token = auth[7:].strip() if auth.lower().startswith("bearer") else ""
-        if not token:
-            return self._challenge("no_token", "There is no bearer token in the request.")
         tid = self.tenant.tenant_id
         with self.tenant._directory() as directory:
             sp = _find_sp(directory, app_id=SPO_PRINCIPAL_ID)
             keys = list(sp["keyCredentials"]) if sp else []
             spns = list(sp["servicePrincipalNames"]) if sp else []
-        now = dt.datetime.now(dt.timezone.utc)
-        trusted = []
-        for key in keys:
-            end = dt.datetime.fromisoformat(key["endDateTime"].replace("Z", "+00:00"))
-            start = dt.datetime.fromisoformat(key["startDateTime"].replace("Z", "+00:00"))
-            if key.get("key") and start <= now <= end:
-                trusted.append(x509.load_der_x509_certificate(base64.b64decode(key["key"])))
-
-        def audience_ok(aud: str) -> bool:
-            principal, _, rest = aud.partition("/")
-            host, _, realm = rest.rpartition("@")
-            return (
-                principal.lower() == SPO_PRINCIPAL_ID
-                and realm.lower() == tid
-                and any(spn_covers(spn, host) for spn in spns)
-            )
-
+        speaker = f"{SPO_PRINCIPAL_ID}@{tid}"
         try:
-            verified = verify_token(
-                token, trusted_certificates=trusted, audience=audience_ok, issuer=f"{SPO_PRINCIPAL_ID}@{tid}"
+            accepted = s2s_oracle.verify(
+                token,
+                certificates=s2s_oracle.certificates_from_key_credentials(keys),
+                issuer=speaker,
+                principal=SPO_PRINCIPAL_ID,
+                realm=tid,
+                host_ok=lambda host: any(spn_covers(spn, host) for spn in spns),
+                # A farm whose realm is the tenant id speaks as SharePoint in that realm.
+                nameid=speaker,
             )
-        except TokenError as exc:
-            log.info("spo: rejected S2S token: %s", exc.message)
-            return self._challenge(exc.reason or "malformed", exc.message)
+        except s2s_oracle.Rejected as exc:
+            log.info("spo: rejected S2S token (%s): %s", exc.reason, exc.detail)
+            return self._challenge(exc.reason, exc.detail)
         body = {
             "Title": f"{self.tenant.name.capitalize()} (SharePoint Online, lab)",
             "Url": f"https://{self.tenant.spo_host}",
             "ServerRelativeUrl": "/",
-            "Actor": verified.actor_nameid,
-            "User": verified.user_nameid,
-            "Audience": verified.audience,
+            "Actor": accepted.nameid,
+            "User": accepted.user,
+            "Audience": accepted.raw_audience,
         }
         return Response.json(body)
 
