@@ -185,26 +185,7 @@ class SharePointFarm:
         }
 
     def mount_web(self, server: LabServer) -> None:
-        """Serve the farm's metadata and realm discovery on ``server``."""
-        server.mount(METADATA_PATH, self._serve_metadata)
-        server.mount(REALM_DISCOVERY_PATH, self._serve_realm_discovery)
+        """Serve the farm's metadata, realm discovery and inbound S2S check (:mod:`.sharepoint_web`)."""
+        from .sharepoint_web import FarmWeb
 
-    def _serve_metadata(self, request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return Response.text("405 METHOD NOT ALLOWED", status=405)
-        path = request.path.lower().rstrip("/")
-        if path == METADATA_PATH:
-            return Response.json(self.metadata_document())
-        if path == ROOT_CERTIFICATE_PATH:
-            return Response.json(self.root_certificate_document())
-        return Response.text("404 NOT FOUND", status=404, content_type="text/html; charset=utf-8")
-
-    def _serve_realm_discovery(self, request: Request) -> Response:
-        # The farm does not validate tokens here; every caller gets the challenge, which is what
-        # an anonymous "Authorization: Bearer " probe is after.
-        with self._store.view() as state:
-            issuers = [self.name_identifier] + [i["registered_issuer_name"] for i in state["trusted_issuers"]]
-            realm = state["realm"]
-        response = Response.text("401 UNAUTHORIZED", status=401)
-        response.headers["WWW-Authenticate"] = T.realm_challenge(realm, issuers)
-        return response
+        FarmWeb(self, self._store.view).mount(server)

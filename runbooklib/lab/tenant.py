@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACS_PRINCIPAL_ID",
+    "AcsRefused",
     "AppCredentials",
     "EXCHANGE_PRINCIPAL_ID",
     "GRAPH_RESOURCE",
@@ -74,6 +75,7 @@ RUNBOOK_PERMISSIONS = ["Application.ReadWrite.All", "Organization.Read.All"]
 DEFAULT_SIZE_LIMIT = 600  # keyCredentials per object before Directory_ResourceSizeExceeded
 DEVICE_CODE_INTERVAL = 1
 ACCESS_TOKEN_LIFETIME = 3599
+ACS_TOKEN_LIFETIME = 3600
 
 _STATE_FILE = "tenant.json"
 _LOCK_FILE = ".tenant.lock"
@@ -147,6 +149,15 @@ def aad_error(status: int, error: str, code: int, text: str) -> Response:
         },
         status=status,
     )
+
+
+class AcsRefused(Exception):
+    """ACS will not issue the S2S token asked for; ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 class Tenant:
@@ -341,6 +352,51 @@ class Tenant:
 
         kid = b64url(hashlib.sha1(self.entra_signing.cert_der).digest())
         return jwt.encode(claims, self.entra_signing.key_pem, algorithm="RS256", headers={"kid": kid, "x5t": kid})
+
+    def issue_acs_token_for(self, host: str, *, realm: str | None = None) -> str:
+        """An S2S token ACS issues for SharePoint Online calling the SharePoint at ``host``.
+
+        What a farm receives when a Microsoft 365 service (hybrid search, the app launcher …)
+        calls it through the trust broker: RS256, signed with the tenant's ACS signing key
+        (``x5t`` of its certificate), ``iss`` = ``00000001-0000-0000-c000-000000000000@<realm>``,
+        ``aud`` = ``00000003-0000-0ff1-ce00-000000000000/<host>@<realm>`` and ``nameid`` = the
+        SharePoint Online principal's object id ``@<realm>``. ``realm`` defaults to the tenant id.
+
+        ACS issues it only for a host that an SPN of the SharePoint Online principal covers (the
+        hybrid runbook's SPN step); otherwise :class:`AcsRefused` with reason
+        ``host_not_covered_by_spn``.
+        """
+        import jwt
+
+        from .tenant_spo import spn_covers
+
+        host = host.lower().strip()
+        with self._directory() as directory:
+            sp = _find_sp(directory, app_id=SPO_PRINCIPAL_ID)
+            if sp is None:
+                raise AcsRefused("no_spo_principal", "the tenant has no SharePoint Online service principal")
+            object_id, spns = sp["id"], list(sp["servicePrincipalNames"])
+        if not any(spn_covers(spn, host) for spn in spns):
+            raise AcsRefused(
+                "host_not_covered_by_spn",
+                f"no SPN of the SharePoint Online principal covers {host} (SPNs: {', '.join(spns)})",
+            )
+        realm = (realm or self.tenant_id).lower()
+        now = int(time.time())
+        issuer = f"{ACS_PRINCIPAL_ID}@{realm}"
+        # Claim set of an app-only ACS token (unconfirmed beyond aud/iss/nameid/nbf/exp, which
+        # are what a farm checks; identityprovider names ACS as the one vouching for the caller).
+        claims = {
+            "aud": f"{SPO_PRINCIPAL_ID}/{host}@{realm}",
+            "iss": issuer,
+            "nbf": now,
+            "exp": now + ACS_TOKEN_LIFETIME,
+            "nameid": f"{object_id}@{realm}",
+            "identityprovider": issuer,
+        }
+        thumb = b64url(hashlib.sha1(self.acs_signing.cert_der).digest())
+        return jwt.encode(claims, self.acs_signing.key_pem, algorithm="RS256",
+                          headers={"typ": "JWT", "x5t": thumb, "kid": thumb})
 
     def verify_access_token(self, token: str) -> dict:
         """Claims of a Graph access token this tenant issued; ValueError with Graph's wording otherwise."""
