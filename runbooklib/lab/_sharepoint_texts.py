@@ -137,8 +137,38 @@ def web_to_string(url: str) -> str:
 
 
 # Encoded claim of an app principal.                                                       [U]
+# Widely seen on "Site App Permissions" pages as i:0i.t|ms.sp.ext|<client id>@<realm>; no
+# Microsoft reference documents the encoding.
 def encoded_app_claim(name_identifier: str) -> str:
     return f"i:0i.t|ms.sp.ext|{name_identifier}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Server object-model calls the script templates make that sharepoint-cmdlets.md does NOT confirm.
+# Each one is listed in Microsoft's SharePoint (2013) API reference on learn.microsoft.com
+# (previous-versions/office/sharepoint-server), but no source we hold shows it used, and this
+# project has never run it against a real farm: the lab answers it by our reading of that
+# reference. Every template that calls one says UNCONFIRMED next to the call (a test checks).  [U]
+UNCONFIRMED_SERVER_APIS: dict[str, str] = {
+    "GetSiteAppPrincipals": (
+        "SPWeb.GetSiteAppPrincipals() -> IEnumerable<SPSiteAppPrincipalInfo> (Id, DisplayName, "
+        "EncodedIdentityClaim): the principals explicitly granted on, or having visited, the site "
+        "collection (reference jj835457, jj819483). [U] which principals a real farm lists, e.g. "
+        "whether a SiteSubscription-scoped grant shows on every site collection (the lab says yes)."),
+    "DecodeClaim": (
+        "SPClaimProviderManager.Local.DecodeClaim(<EncodedIdentityClaim>).Value, believed to be the app "
+        "principal's NameIdentifier (<client id>@<realm>); templates fall back to the text after the "
+        "last '|' of the encoded claim."),
+    "GetAppPrincipalWebPermission": (
+        "SPAppPrincipalPermissionsManager.GetAppPrincipalWebPermission(SPAppPrincipal) -> "
+        "SPAppPrincipalPermissionKind: the explicit right on the web (reference jj171139)."),
+    "GetAppPrincipalSitePermission": (
+        "SPAppPrincipalPermissionsManager.GetAppPrincipalSitePermission(SPAppPrincipal) -> "
+        "SPAppPrincipalPermissionKind: the explicit right on the site collection (reference jj172458)."),
+}
+# Confirmed in sharepoint-cmdlets.md §10 and preferred where they answer the question:
+# SPAppPrincipalPermissionsManager.GetAppPrincipalSiteSubscriptionContentPermission and
+# IsAppOnlyPolicyAllowed.                                                                    [C]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,6 +250,28 @@ def cannot_convert_enum(param: str, value: str, enum_type: str, names: tuple[str
 
 AMBIGUOUS_PARAMETER_SET = "Parameter set cannot be resolved using the specified named parameters."
 
+# Set-SPTrustedSecurityTokenIssuer with neither -Certificate nor -MetadataEndPoint.              [U]
+# Its help shows two parameter sets (ImportCertificateParameterSet, MetadataEndPointParameterSet),
+# neither marked as the default, and every other parameter (-Identity, -RegisteredIssuerName,
+# -IsTrustBroker, -Description) belongs to both: PowerShell is then believed unable to choose a set
+# and to refuse binding with its generic text, so `-Identity X -RegisteredIssuerName Y` alone fails.
+# Set to None to let such a call through (if a real farm proves it binds).
+SET_ISSUER_WITHOUT_PARAMETER_SET: str | None = AMBIGUOUS_PARAMETER_SET
+
+# -IsTrustBroker is a switch: a Set- call that omits it passes False. Believed (pessimistically) that
+# the cmdlet then writes IsSelfIssuer = True, turning a trust broker into a self-issuer; callers must
+# pass -IsTrustBroker:(-not $issuer.IsSelfIssuer) to keep it. False = an omitted switch keeps it.  [U]
+SET_ISSUER_OMITTED_TRUST_BROKER_RESETS = True
+
+# Get-SPSite without -Limit returns at most this many site collections.   [C] help says 200 (2013/2016
+# help; other versions of the help say 1000); `-Limit All` returns every one.
+SITE_LIMIT_DEFAULT = 200
+
+
+def empty_mandatory_string(param: str) -> str:
+    """A mandatory [string] parameter given ''."""
+    return f"Cannot bind argument to parameter '{param}' because it is an empty string."
+
 
 def missing_mandatory(names: list[str]) -> str:
     return f"Cannot process command because of one or more missing mandatory parameters: {' '.join(names)}."
@@ -253,6 +305,18 @@ def zone_not_found(url: str, zone: str) -> str:
 
 def app_principal_not_registered(name_identifier: str) -> str:
     return f"The app principal {name_identifier} is not registered in this farm."  # [U] (template text, ours)
+
+
+# Template texts (ours: what the move-issuer-to-realm template throws).
+def metadata_issuer_not_movable(name: str, metadata_endpoint: str) -> str:
+    return (f"The trusted security token issuer '{name}' is metadata-based ({metadata_endpoint}): its "
+            "registered issuer name comes from the partner's metadata, not from this farm's realm. Leave it "
+            "as it is, or refresh it from the partner with Set-SPTrustedSecurityTokenIssuer -MetadataEndPoint.")
+
+
+def issuer_name_without_realm(name: str, registered_issuer_name: str) -> str:
+    return (f"The trusted security token issuer '{name}' is registered as '{registered_issuer_name}', which "
+            "names no realm (expected <issuer id>@<realm>); re-create it with the issuer id its add-in uses.")
 
 
 def local_root_not_removable() -> str:

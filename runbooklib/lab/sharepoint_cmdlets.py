@@ -287,6 +287,34 @@ class FarmOperations:
             state["trusted_issuers"].append(entry)
             return O.issuer_obj(entry)
 
+    def set_issuer(self, cmdlet: str, identity: Any, *, certificate: x509.Certificate | None = None,
+                   metadata_url: str | None = None, registered_issuer_name: str | None = None,
+                   is_trust_broker: bool | None = None, description: str | None = None) -> None:
+        """Change a trusted issuer; ``None`` leaves that part as it is. ``metadata_url`` re-reads the
+        partner's metadata (its certificate and issuer name), as the cmdlet does."""
+        doc_cert, doc_issuer = None, None
+        if metadata_url is not None:
+            doc = self.download(cmdlet, metadata_url)
+            try:
+                doc_cert, doc_issuer = signing_certificates(doc, metadata_url)[0], issuer_of(doc, metadata_url)
+            except FetchFailed as exc:
+                raise TerminatingError(sp_error(cmdlet, str(exc), exception=exc.exception_type)) from exc
+        with self.store.change() as state:
+            issuer = self.find_issuer(state, identity)
+            if issuer is None:
+                raise TerminatingError(sp_error(cmdlet, T.PIPEBIND_NOT_FOUND, category="ObjectNotFound"))
+            if certificate is not None:
+                issuer["signing_cert_pem"], issuer["metadata_endpoint"] = O.pem(certificate), None
+            if metadata_url is not None:
+                issuer["signing_cert_pem"], issuer["metadata_endpoint"] = O.pem(doc_cert), metadata_url
+                issuer["registered_issuer_name"] = doc_issuer
+            if registered_issuer_name is not None:
+                issuer["registered_issuer_name"] = registered_issuer_name.lower()
+            if is_trust_broker is not None:
+                issuer["is_self_issuer"] = not is_trust_broker
+            if description is not None:
+                issuer["description"] = description
+
     @staticmethod
     def _check_duplicate_issuer(state: dict, cmdlet: str, name: str) -> None:
         if any(i["name"].lower() == name.lower() for i in state["trusted_issuers"]):
@@ -328,6 +356,18 @@ def _certificate_param(param: str, value: Any) -> x509.Certificate:
             and isinstance(value.properties.get("RawData"), (bytes, bytearray)):
         return x509.load_der_x509_certificate(bytes(value.properties["RawData"]))
     raise refuse_non_live(param, value, T.T_CERTIFICATE[0])
+
+
+def _site_limit(value: Any) -> int | None:
+    """``-Limit``: ``All`` (None) or a non-negative number, as Get-SPSite's help describes."""
+    text = str(value).strip()
+    if text.lower() == "all":
+        return None
+    if text.isdigit():
+        return int(text)
+    raise TerminatingError(sp_error("Get-SPSite", f"Cannot convert \"{text}\" to a valid limit: specify a "
+                                    "non-negative number or ALL.", category="InvalidArgument",  # [U] text
+                                    exception="System.ArgumentException"))
 
 
 def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa: C901 - one handler per cmdlet
@@ -398,13 +438,14 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
                     return
                 inv.write_output(O.site_obj(*found))
                 return
+            limit = _site_limit(inv.param("Limit")) if inv.has("Limit") else T.SITE_LIMIT_DEFAULT
             apps = state["web_apps"]
             if inv.has("WebApplication"):
                 wa = ops.find_web_app(state, inv.param("WebApplication"))
                 apps = [wa] if wa else []
-            for wa in apps:
-                for site in wa["sites"]:
-                    inv.write_output(O.site_obj(wa, site))
+            sites = [(wa, site) for wa in apps for site in wa["sites"]]
+            for wa, site in sites if limit is None else sites[:limit]:
+                inv.write_output(O.site_obj(wa, site))
 
     @cmdlet("Get-SPSecurityTokenServiceConfig", {})
     def get_sts_config(inv: Invocation) -> None:
@@ -544,35 +585,27 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
                 return
             inv.write_output(O.issuer_obj(issuer))
 
-    @cmdlet("Set-SPTrustedSecurityTokenIssuer", {**issuer_params, "Identity": P(mandatory=True, position=0), "Name": P()})
+    @cmdlet("Set-SPTrustedSecurityTokenIssuer", {
+        "Identity": P(mandatory=True, position=0), "MetadataEndPoint": P(), "Certificate": P(),
+        "RegisteredIssuerName": P(), "IsTrustBroker": SWITCH, "Description": P()})
     def set_issuer(inv: Invocation) -> None:
-        cmd = "Set-SPTrustedSecurityTokenIssuer"
-        if inv.has("MetadataEndPoint") and inv.has("Certificate"):
+        has_metadata, has_cert = inv.has("MetadataEndPoint"), inv.has("Certificate")
+        if has_metadata and has_cert:
             raise binding_error(T.AMBIGUOUS_PARAMETER_SET, "AmbiguousParameterSet")
-        cert = _certificate_param("Certificate", inv.param("Certificate")) if inv.has("Certificate") else None
-        doc_cert, doc_issuer, url = None, None, None
-        if inv.has("MetadataEndPoint"):
-            url = str(inv.param("MetadataEndPoint"))
-            doc = ops.download(cmd, url)  # setting the endpoint re-reads the partner's metadata
-            try:
-                doc_cert, doc_issuer = signing_certificates(doc, url)[0], issuer_of(doc, url)
-            except FetchFailed as exc:
-                raise TerminatingError(sp_error(cmd, str(exc), exception=exc.exception_type)) from exc
-        with store.change() as state:
-            issuer = ops.find_issuer(state, inv.param("Identity"))
-            if issuer is None:
-                raise TerminatingError(sp_error(cmd, T.PIPEBIND_NOT_FOUND, category="ObjectNotFound"))
-            if cert is not None:
-                issuer["signing_cert_pem"], issuer["metadata_endpoint"] = O.pem(cert), None
-            if url is not None:
-                issuer["signing_cert_pem"], issuer["metadata_endpoint"] = O.pem(doc_cert), url
-                issuer["registered_issuer_name"] = doc_issuer
-            if inv.has("RegisteredIssuerName"):
-                issuer["registered_issuer_name"] = str(inv.param("RegisteredIssuerName")).lower()
-            if inv.has("IsTrustBroker"):
-                issuer["is_self_issuer"] = not bool(inv.param("IsTrustBroker"))
-            if inv.has("Description"):
-                issuer["description"] = str(inv.param("Description") or "")
+        if not has_metadata and not has_cert and T.SET_ISSUER_WITHOUT_PARAMETER_SET is not None:
+            # Only parameters both sets share: PowerShell cannot pick one (see the texts).
+            raise binding_error(T.SET_ISSUER_WITHOUT_PARAMETER_SET, "AmbiguousParameterSet")
+        if inv.has("IsTrustBroker"):
+            trust_broker: bool | None = bool(inv.param("IsTrustBroker"))
+        else:
+            trust_broker = False if T.SET_ISSUER_OMITTED_TRUST_BROKER_RESETS else None
+        ops.set_issuer(
+            "Set-SPTrustedSecurityTokenIssuer", inv.param("Identity"),
+            certificate=_certificate_param("Certificate", inv.param("Certificate")) if has_cert else None,
+            metadata_url=str(inv.param("MetadataEndPoint")) if has_metadata else None,
+            registered_issuer_name=str(inv.param("RegisteredIssuerName")) if inv.has("RegisteredIssuerName") else None,
+            is_trust_broker=trust_broker,
+            description=str(inv.param("Description") or "") if inv.has("Description") else None)
 
     @cmdlet("Remove-SPTrustedSecurityTokenIssuer", {"Identity": P(mandatory=True, position=0)})
     def remove_issuer(inv: Invocation) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -128,11 +129,16 @@ def windows_provider_obj(zone: dict) -> PSObj:
     }, T.persisted_to_string(T.T_WINDOWS_PROVIDER[0], "Windows"))
 
 
+def server_relative_url(url: str) -> str:
+    """``/`` for a root site collection, ``/sites/finance`` for one below it."""
+    return urlsplit(url).path.rstrip("/") or "/"
+
+
 def web_obj(site: dict) -> PSObj:
     return PSObj(list(T.T_WEB), {
         "Url": site["url"],
         "Title": site["title"],
-        "ServerRelativeUrl": "/",
+        "ServerRelativeUrl": server_relative_url(site["url"]),
         "Id": guid(site["root_web_id"]),
     }, T.web_to_string(site["url"]))
 
@@ -141,7 +147,7 @@ def site_obj(wa: dict, site: dict) -> PSObj:
     return PSObj(list(T.T_SITE), {
         "Url": site["url"],
         "Id": guid(site["id"]),
-        "ServerRelativeUrl": "/",
+        "ServerRelativeUrl": server_relative_url(site["url"]),
         "WebApplication": T.persisted_to_string(T.T_WEB_APP[0], wa["name"]),
         "RootWeb": web_obj(site),
     }, T.site_to_string(site["url"]))

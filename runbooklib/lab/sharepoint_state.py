@@ -36,6 +36,7 @@ __all__ = [
     "AddinIssuerDefinition",
     "FarmDefinition",
     "FarmStore",
+    "SiteCollectionDefinition",
     "WebAppDefinition",
     "initial_state",
     "key_pair_from_state",
@@ -49,8 +50,16 @@ Authentication = Literal["ntlm", "kerberos", "classic"]
 
 
 @dataclass(frozen=True)
+class SiteCollectionDefinition:
+    """A site collection below a web application's root, e.g. ``/sites/finance``."""
+
+    path: str
+    title: str
+
+
+@dataclass(frozen=True)
 class WebAppDefinition:
-    """A web application with one site collection at its root.
+    """A web application with one site collection at its root, plus ``site_collections``.
 
     ``authentication`` is what its Default zone uses: ``ntlm`` (Integrated Windows, DisableKerberos
     True), ``kerberos`` (Negotiate, DisableKerberos False) or ``classic`` (a classic-mode web app:
@@ -61,19 +70,26 @@ class WebAppDefinition:
     authentication: Authentication = "ntlm"
     name: str | None = None
     site_title: str = "Home"
+    site_collections: tuple[SiteCollectionDefinition, ...] = ()
 
 
 @dataclass(frozen=True)
 class AddinIssuerDefinition:
     """A provider-hosted (high-trust) add-in: a certificate-based trusted issuer registered as
     ``<issuer_id>@<farm realm>`` and its app principal ``<client_id>@<farm realm>`` with
-    FullControl on ``site_url``'s site collection."""
+    FullControl on ``site_url``'s site collection.
+
+    ``trust_broker``: the issuer was created with ``-IsTrustBroker`` (IsSelfIssuer False), the
+    registration that lets several add-ins (client ids) share one signing certificate; otherwise
+    it is a self-issuer (IsSelfIssuer True).
+    """
 
     name: str
     issuer_id: str
     client_id: str
     site_url: str
     display_name: str = "Provider-hosted add-in"
+    trust_broker: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,14 +102,17 @@ class FarmDefinition:
 
     @classmethod
     def preset(cls, name: str) -> "FarmDefinition":
-        """The lab's standard farms: ``sp-a`` (2019, three web apps, one add-in) and ``sp-b`` (SE)."""
+        """The lab's standard farms: ``sp-a`` (2019, three web apps, a second site collection
+        ``/sites/finance``, two provider-hosted add-ins: a self-issuer on the root site collection and
+        a trust broker on the finance one) and ``sp-b`` (SE)."""
         if name == "sp-a":
             return cls(
                 name="sp-a",
                 version="2019",
                 public_host="sharepoint.contoso.lab",
                 web_apps=(
-                    WebAppDefinition("https://sharepoint.contoso.lab/", "ntlm", "SharePoint - sharepoint443"),
+                    WebAppDefinition("https://sharepoint.contoso.lab/", "ntlm", "SharePoint - sharepoint443",
+                                     site_collections=(SiteCollectionDefinition("/sites/finance", "Finance"),)),
                     WebAppDefinition("https://portal.contoso.lab/", "kerberos", "SharePoint - portal443"),
                     WebAppDefinition("http://intranet.contoso.lab/", "ntlm", "SharePoint - intranet80"),
                 ),
@@ -104,6 +123,14 @@ class FarmDefinition:
                         client_id="8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57",
                         site_url="https://sharepoint.contoso.lab",
                         display_name="Contoso Expenses",
+                    ),
+                    AddinIssuerDefinition(
+                        name="Contoso Invoices add-in",
+                        issuer_id="5d7c2e9a-0b4f-4f61-8c3e-1a9b6d2f4e08",
+                        client_id="b3a91f54-7e2d-4c08-a6f1-9d5e0c7b2a63",
+                        site_url="https://sharepoint.contoso.lab/sites/finance",
+                        display_name="Contoso Invoices",
+                        trust_broker=True,
                     ),
                 ),
             )
@@ -201,12 +228,9 @@ def initial_state(definition: FarmDefinition) -> dict[str, Any]:
             "name": wa.name or f"SharePoint - {port}" + (f" ({i})" if i else ""),
             "url": url,
             "zones": {"Default": {"url": url, "authentication": wa.authentication}},
-            "sites": [{
-                "id": _new_id(),
-                "url": site_url_of(url),
-                "root_web_id": _new_id(),
-                "title": wa.site_title,
-            }],
+            "sites": [_new_site(site_url_of(url), wa.site_title),
+                      *(_new_site(site_url_of(url) + "/" + sc.path.strip("/"), sc.title)
+                        for sc in wa.site_collections)],
         })
     proxies = [
         {"id": _new_id(), "name": p["name"], "type": p["type"], "type_name": p["type_name"],
@@ -236,12 +260,15 @@ def initial_state(definition: FarmDefinition) -> dict[str, Any]:
         "addin_keys": {},
     }
     for addin in definition.initial_issuers:
-        _add_addin(state, addin)
+        _add_addin(state, addin, new_signing_certificate(addin.name))
     return state
 
 
-def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition) -> None:
-    pair = new_signing_certificate(addin.name)
+def _new_site(url: str, title: str) -> dict[str, Any]:
+    return {"id": _new_id(), "url": url, "root_web_id": _new_id(), "title": title}
+
+
+def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition, pair: KeyPair) -> None:
     realm = state["realm"]
     state["addin_keys"][addin.name] = _pair_to_state(pair)
     issuer_name = f"{addin.issuer_id.lower()}@{realm}"
@@ -250,7 +277,7 @@ def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition) -> None:
         "name": addin.name,
         "description": addin.display_name,
         "registered_issuer_name": issuer_name,
-        "is_self_issuer": True,
+        "is_self_issuer": not addin.trust_broker,
         "metadata_endpoint": None,
         "signing_cert_pem": pair.cert_pem.decode(),
     })
@@ -266,6 +293,44 @@ def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition) -> None:
         "permissions": [{"scope": "SiteCollection", "target": site_url, "right": "FullControl",
                          "app_only": False}],
     })
+
+
+def _missing_seed(state: dict[str, Any], definition: FarmDefinition) -> tuple[list[tuple[str, str]], list[AddinIssuerDefinition]]:
+    """Site collections (url, title) and add-ins the definition has and ``state`` lacks."""
+    site_urls = {s["url"].lower() for wa in state["web_apps"] for s in wa["sites"]}
+    sites = []
+    for wa in definition.web_apps:
+        root = site_url_of(wa.url).lower()
+        for sc in wa.site_collections:
+            url = root + "/" + sc.path.strip("/")
+            if url not in site_urls:
+                sites.append((url, sc.title))
+    addins = [a for a in definition.initial_issuers if a.name not in state["addin_keys"]]
+    return sites, addins
+
+
+def upgrade_seed(doc: dict[str, Any], definition: FarmDefinition) -> bool:
+    """Add to a state file what a newer preset seeds (site collections, add-ins), in both the
+    initial and the current state, so ``reset()`` and a running lab have them. Only additive: what
+    the file already holds (ids, certificates, changes) stays. Returns whether anything was added."""
+    sites, addins = _missing_seed(doc["initial"], definition)
+    if not sites and not addins:
+        return False
+    pairs = {a.name: new_signing_certificate(a.name) for a in addins}
+    for state in (doc["initial"], doc["current"]):
+        state_sites, state_addins = _missing_seed(state, definition)
+        for url, title in state_sites:
+            wa = next((w for w in state["web_apps"] if url.startswith(w["url"].rstrip("/").lower() + "/")), None)
+            if wa is None:
+                log.warning("farm %s: no web application for seeded site collection %s", state["name"], url)
+                continue
+            wa["sites"].append(_new_site(url, title))
+        for addin in state_addins:
+            if addin.name in pairs:
+                _add_addin(state, addin, pairs[addin.name])
+    log.info("farm %s: added seeded site collections %s and add-ins %s to the state file",
+             definition.name, [u for u, _ in sites], [a.name for a in addins])
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +355,10 @@ class FarmStore:
                                  "delete the lab directory or run `runbook lab reset`")
             if definition is not None and doc["current"]["name"] != definition.name:
                 raise ValueError(f"{path} holds farm {doc['current']['name']!r}, not {definition.name!r}")
-            return cls(path, doc)
+            store = cls(path, doc)
+            if definition is not None and upgrade_seed(doc, definition):
+                store._write()  # a state file from before the preset grew (e.g. a second add-in)
+            return store
         if definition is None:
             raise FileNotFoundError(f"{path}: no farm state and no definition to create one from")
         first = initial_state(definition)

@@ -32,6 +32,7 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
                                                 "EnableAppOnlyPolicy": S},
     "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M},
     "sharepoint/get-site-app-principals": {"Site": M},
+    "sharepoint/get-all-site-app-principals": {},
     "sharepoint/get-proxy-group-membership": {},
     "sharepoint/new-trusted-issuer-from-certificate": {"Name": M, "CertificateRawData": M,
                                                        "RegisteredIssuerName": M, "IsTrustBroker": S,
@@ -39,6 +40,7 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/new-trusted-root-authority-from-certificate": {"Name": M, "CertificateRawData": M},
     "sharepoint/get-trusted-issuers": {"Name": O_},
     "sharepoint/get-trusted-root-authorities": {},
+    "sharepoint/move-issuer-to-realm": {"Name": M, "Realm": M},
 }
 
 
@@ -81,6 +83,28 @@ def _certificate_from_bytes(value: Any) -> x509.Certificate:
                 'Exception calling ".ctor" with "1" argument(s): "Cannot find the requested object.\r\n"',
                 "ConstructorInvokedThrowException", "InvalidOperation",
                 "System.Management.Automation.MethodInvocationException")) from None
+
+
+def _not_empty(param: str, value: Any) -> str:
+    """A mandatory ``[string]`` parameter: PowerShell refuses an empty string before the script runs."""
+    text = "" if value is None else str(value)
+    if not text:
+        raise TerminatingError(ErrorSpec(
+            T.empty_mandatory_string(param), "ParameterArgumentValidationErrorEmptyStringNotAllowed",
+            "InvalidData", "System.Management.Automation.ParameterBindingValidationException"))
+    return text
+
+
+def _site_app_principals(state: dict, site_url: str) -> list[dict]:
+    """What ``$rootWeb.GetSiteAppPrincipals()`` lists for a site collection [U]: principals registered
+    on it or granted on it, and those granted at the SiteSubscription scope."""
+    return [p for p in state["app_principals"]
+            if p.get("web_url") == site_url or any(g["target"] in (site_url, "subscription") for g in p["permissions"])]
+
+
+def _name_identifier_of(claim: str) -> str:
+    """What the templates' Get-NameIdentifier returns for an app principal's encoded claim."""
+    return claim.rsplit("|", 1)[-1]
 
 
 def register_templates(table: CommandTable, ops: FarmOperations) -> None:
@@ -173,14 +197,23 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
         web = root_web_of(inv.param("Site"))
         site_url = web.properties["Url"]
         with store.view() as state:
-            known = [p for p in state["app_principals"]
-                     if p.get("web_url") == site_url or any(g["target"] in (site_url, "subscription")
-                                                            for g in p["permissions"])]
+            known = [dict(p) for p in _site_app_principals(state, site_url)]
         for index, principal in enumerate(known, start=1):
             claim = T.encoded_app_claim(principal["name_identifier"])
             inv.write_output(O.custom({"Id": index, "DisplayName": principal["display_name"],
                                        "EncodedIdentityClaim": claim,
-                                       "NameIdentifier": claim.rsplit("|", 1)[1]}))
+                                       "NameIdentifier": _name_identifier_of(claim)}))
+
+    @template("sharepoint/get-all-site-app-principals")
+    def get_all_site_app_principals(inv: Invocation) -> None:
+        # Get-SPSite -Limit All: every site collection of every content web application, in order.
+        with store.view() as state:
+            rows = [(site["url"], dict(p)) for wa in state["web_apps"] for site in wa["sites"]
+                    for p in _site_app_principals(state, site["url"])]
+        for site_url, principal in rows:
+            claim = T.encoded_app_claim(principal["name_identifier"])
+            inv.write_output(O.custom({"Site": site_url, "DisplayName": principal["display_name"],
+                                       "NameIdentifier": _name_identifier_of(claim)}))
 
     @template("sharepoint/get-proxy-group-membership")
     def get_proxy_group_membership(inv: Invocation) -> None:
@@ -240,6 +273,38 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
                 "NotAfter": cert.not_valid_after_utc,
                 "RawData": O.cert_der(cert),
             }))
+
+    @template("sharepoint/move-issuer-to-realm")
+    def move_issuer_to_realm(inv: Invocation) -> None:
+        name = _not_empty("Name", inv.param("Name"))
+        realm = _not_empty("Realm", inv.param("Realm")).strip().lower()
+        with store.view() as state:
+            issuer = ops.find_issuer(state, name)
+            if issuer is None:  # Get-SPTrustedSecurityTokenIssuer under ErrorActionPreference Stop
+                raise TerminatingError(sp_error("Get-SPTrustedSecurityTokenIssuer", T.PIPEBIND_NOT_FOUND,
+                                                category="ObjectNotFound", target=name))
+            issuer = dict(issuer)
+        if issuer["metadata_endpoint"]:
+            raise _throw(T.metadata_issuer_not_movable(issuer["name"], issuer["metadata_endpoint"]))
+        registered = issuer["registered_issuer_name"]
+        if "@" not in registered:
+            raise _throw(T.issuer_name_without_realm(issuer["name"], registered))
+        wanted = f"{registered.split('@', 1)[0]}@{realm}"
+        changed = registered.lower() != wanted.lower()  # PowerShell's -ne ignores case
+        if changed:
+            # Set-SPTrustedSecurityTokenIssuer -Identity $issuer -Certificate $issuer.SigningCertificate
+            #   -RegisteredIssuerName $wanted -IsTrustBroker:(-not $issuer.IsSelfIssuer) -Confirm:$false
+            ops.set_issuer("Set-SPTrustedSecurityTokenIssuer", O.issuer_obj(issuer),
+                           certificate=O.load_pem(issuer["signing_cert_pem"]), registered_issuer_name=wanted,
+                           is_trust_broker=not issuer["is_self_issuer"])
+            with store.view() as state:
+                issuer = dict(ops.find_issuer(state, issuer["id"]) or issuer)
+        inv.write_output(O.custom({
+            "Name": issuer["name"],
+            "RegisteredIssuerName": issuer["registered_issuer_name"],
+            "IsSelfIssuer": issuer["is_self_issuer"],
+            "Changed": changed,
+        }))
 
     @template("sharepoint/get-trusted-root-authorities")
     def get_trusted_root_authorities(inv: Invocation) -> None:

@@ -25,6 +25,7 @@ from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA, new_signing_certificate
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm, WebAppDefinition
+from runbooklib.lab.sharepoint_objects import certificate_obj
 from runbooklib.lab.sharepoint_templates import TEMPLATE_PARAMETERS
 from runbooklib.lab.winrm.api import DeserializedObject
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
@@ -32,7 +33,9 @@ from runbooklib.remote import RemoteSession
 
 SP_ID = "00000003-0000-0ff1-ce00-000000000000"
 TEMPLATES = Path(__file__).resolve().parents[2] / "runbooklib" / "templates" / "sharepoint"
-ADDIN = FarmDefinition.preset("sp-a").initial_issuers[0]
+ADDIN, BROKER_ADDIN = FarmDefinition.preset("sp-a").initial_issuers
+FINANCE = "https://sharepoint.contoso.lab/sites/finance"
+TENANT = "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -262,7 +265,7 @@ def test_site_app_principals_list_the_addin_under_the_current_realm(farm):
 
 def test_initial_addin_issuer(farm):
     issuers = run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output
-    assert len(issuers) == 1
+    assert [i.properties["Name"] for i in issuers] == [ADDIN.name, BROKER_ADDIN.name]
     props = issuers[0].properties
     assert issuers[0].type_names[0] == "Microsoft.SharePoint.Administration.Claims.SPTrustedSecurityTokenService"
     assert props["RegisteredIssuerName"] == f"{ADDIN.issuer_id}@{farm.farm_id}"
@@ -296,10 +299,10 @@ def test_certificate_issuer_template_duplicates_and_remove_needs_confirm(farm):
     prompt = run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer", {"Identity": "Partner"})
     assert "does not support user interaction" in prompt.terminating.message
     assert prompt.terminating.error_id == "HostFunctionNotImplemented"
-    assert len(run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 2
+    assert len(run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 3
     assert run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer",
                {"Identity": "partner", "Confirm": False}).terminating is None
-    assert len(run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 1
+    assert "Partner" not in [i.properties["Name"] for i in run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output]
 
 
 def test_issuer_certificate_must_be_live_and_sets_cannot_mix(farm):
@@ -314,13 +317,184 @@ def test_issuer_certificate_must_be_live_and_sets_cannot_mix(farm):
     assert both.terminating.message == "Parameter set cannot be resolved using the specified named parameters."
 
 
-def test_set_issuer_registered_name_reregisters_under_a_new_realm(farm):
-    run(farm.commands, "Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
-    run(farm.commands, "Set-SPTrustedSecurityTokenIssuer",
-        {"Identity": ADDIN.name, "RegisteredIssuerName": f"{ADDIN.issuer_id}@{farm.realm}"})
-    issuer = run(farm.commands, "sharepoint/get-trusted-issuers", {"Name": ADDIN.name}).one
-    assert issuer.properties["RegisteredIssuerName"].endswith("@6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44")
-    assert x509.load_der_x509_certificate(issuer.properties["RawData"]) == farm.addin_key_pair(ADDIN.name).certificate
+def test_set_issuer_with_only_a_registered_name_cannot_resolve_a_parameter_set(farm):
+    before = farm.state_path.read_bytes()
+    refused = run(farm.commands, "Set-SPTrustedSecurityTokenIssuer",
+                  {"Identity": ADDIN.name, "RegisteredIssuerName": f"{ADDIN.issuer_id}@{TENANT}", "Confirm": False})
+    assert refused.terminating.message == "Parameter set cannot be resolved using the specified named parameters."
+    assert refused.terminating.error_id == "AmbiguousParameterSet"
+    assert refused.terminating.exception_type == "System.Management.Automation.ParameterBindingException"
+    # -Description alone belongs to both sets as well; -Name is no parameter of Set- at all.
+    assert run(farm.commands, "Set-SPTrustedSecurityTokenIssuer",
+               {"Identity": ADDIN.name, "Description": "x"}).terminating.error_id == "AmbiguousParameterSet"
+    with pytest.raises(BindingFailed, match="Name"):
+        run(farm.commands, "Set-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name, "Name": "x"})
+    assert farm.state_path.read_bytes() == before
+
+
+def test_set_issuer_with_a_live_certificate_and_an_omitted_trust_broker_switch(farm):
+    # Inside one server-side block the issuer's certificate is live, so the certificate set binds.
+    live = run(farm.commands, "Get-SPTrustedSecurityTokenIssuer", {"Identity": BROKER_ADDIN.name}).one
+    cert = certificate_obj(farm.addin_key_pair(BROKER_ADDIN.name).certificate, nested=False)  # a live X509Certificate2
+    assert run(farm.commands, "Set-SPTrustedSecurityTokenIssuer",
+               {"Identity": live, "Certificate": cert, "RegisteredIssuerName": f"{BROKER_ADDIN.issuer_id}@{TENANT}"}
+               ).terminating is None
+    issuer = run(farm.commands, "sharepoint/get-trusted-issuers", {"Name": BROKER_ADDIN.name}).one
+    assert issuer.properties["RegisteredIssuerName"] == f"{BROKER_ADDIN.issuer_id}@{TENANT}"
+    # [U] an omitted -IsTrustBroker is $false: the trust broker became a self-issuer.
+    assert issuer.properties["IsSelfIssuer"] is True
+
+
+# ------------------------------------------------------------------------------ moving issuers to a new realm (KB 4010011)
+
+def _issuer(f: SharePointFarm, name: str):
+    return run(f.commands, "sharepoint/get-trusted-issuers", {"Name": name}).one.properties
+
+
+@pytest.mark.parametrize("addin", [ADDIN, BROKER_ADDIN], ids=["self-issuer", "trust-broker"])
+def test_move_issuer_to_realm_keeps_certificate_and_trust_broker_setting_and_is_idempotent(farm, addin):
+    old_realm = farm.realm
+    before = _issuer(farm, addin.name)
+    assert before["RegisteredIssuerName"] == f"{addin.issuer_id}@{old_realm}"
+    run(farm.commands, "Set-SPAuthenticationRealm", {"Realm": TENANT})
+
+    moved = run(farm.commands, "sharepoint/move-issuer-to-realm", {"Name": addin.name, "Realm": TENANT.upper()}).one
+    assert moved.type_names[0] == "System.Management.Automation.PSCustomObject"
+    assert dict(moved.properties) == {"Name": addin.name, "RegisteredIssuerName": f"{addin.issuer_id}@{TENANT}",
+                                      "IsSelfIssuer": not addin.trust_broker, "Changed": True}
+    after = _issuer(farm, addin.name)
+    assert after["RegisteredIssuerName"] == f"{addin.issuer_id}@{TENANT}"
+    assert after["IsSelfIssuer"] is (not addin.trust_broker)
+    assert (after["Thumbprint"], after["Id"]) == (before["Thumbprint"], before["Id"])
+    assert x509.load_der_x509_certificate(after["RawData"]) == farm.addin_key_pair(addin.name).certificate
+    # The other add-in's issuer was not touched.
+    other = BROKER_ADDIN if addin is ADDIN else ADDIN
+    assert _issuer(farm, other.name)["RegisteredIssuerName"] == f"{other.issuer_id}@{old_realm}"
+
+    state = farm.state_path.read_bytes()
+    again = run(farm.commands, "sharepoint/move-issuer-to-realm", {"Name": addin.name, "Realm": TENANT}).one
+    assert again.properties["Changed"] is False
+    assert again.properties["RegisteredIssuerName"] == f"{addin.issuer_id}@{TENANT}"
+    assert farm.state_path.read_bytes() == state
+
+
+def test_move_issuer_to_realm_refuses_a_metadata_based_issuer(two_farms):
+    (a, a_server), (b, _) = two_farms["sp-a"], two_farms["sp-b"]
+    url = f"{a_server.url}/_layouts/15/metadata/json/1/"
+    run(b.commands, "New-SPTrustedSecurityTokenIssuer", {"Name": "sp-a", "MetadataEndPoint": url})
+    before = b.state_path.read_bytes()
+    refused = run(b.commands, "sharepoint/move-issuer-to-realm", {"Name": "sp-a", "Realm": TENANT}).terminating
+    assert refused.message.startswith(f"The trusted security token issuer 'sp-a' is metadata-based ({url})")
+    assert "partner's metadata" in refused.message
+    assert refused.exception_type == "System.Management.Automation.RuntimeException"
+    assert b.state_path.read_bytes() == before
+    assert _issuer(b, "sp-a")["RegisteredIssuerName"] == a.name_identifier
+
+
+def test_move_issuer_to_realm_input_errors(farm):
+    missing = run(farm.commands, "sharepoint/move-issuer-to-realm", {"Name": "nope", "Realm": TENANT}).terminating
+    assert missing.message == "A valid object could not be read from the provided pipebind parameter."
+    empty = run(farm.commands, "sharepoint/move-issuer-to-realm", {"Name": ADDIN.name, "Realm": ""}).terminating
+    assert empty.message == "Cannot bind argument to parameter 'Realm' because it is an empty string."
+    with pytest.raises(BindingFailed, match="Realm"):
+        run(farm.commands, "sharepoint/move-issuer-to-realm", {"Name": ADDIN.name})
+
+
+# ------------------------------------------------------------------------------ app principals across the farm
+
+def test_all_site_app_principals_cover_every_site_collection(farm):
+    sites = [s.properties["Url"] for s in run(farm.commands, "Get-SPSite", {"Limit": "All"}).output]
+    assert FINANCE in sites and "https://portal.contoso.lab" in sites
+    assert [s.properties["Url"] for s in run(farm.commands, "Get-SPSite", {"Limit": "1"}).output] == [sites[0]]
+    # A principal registered on a third site collection is found as well.
+    portal_nid = f"0f0e0d0c-0b0a-4909-8807-060504030201@{farm.realm}"
+    run(farm.commands, "sharepoint/register-app-principal",
+        {"Site": "https://portal.contoso.lab", "NameIdentifier": portal_nid, "DisplayName": "Portal add-in"})
+
+    rows = [dict(r.properties) for r in run(farm.commands, "sharepoint/get-all-site-app-principals").output]
+    assert rows == [
+        {"Site": "https://sharepoint.contoso.lab", "DisplayName": ADDIN.display_name,
+         "NameIdentifier": f"{ADDIN.client_id}@{farm.realm}"},
+        {"Site": FINANCE, "DisplayName": BROKER_ADDIN.display_name,
+         "NameIdentifier": f"{BROKER_ADDIN.client_id}@{farm.realm}"},
+        {"Site": "https://portal.contoso.lab", "DisplayName": "Portal add-in", "NameIdentifier": portal_nid},
+    ]
+    # The one-site template sees only its own site collection's principals.
+    root_only = run(farm.commands, "sharepoint/get-site-app-principals", {"Site": "https://sharepoint.contoso.lab"})
+    assert [r.properties["DisplayName"] for r in root_only.output] == [ADDIN.display_name]
+
+
+def test_templates_mark_the_server_apis_they_cannot_confirm():
+    from runbooklib.lab import _sharepoint_texts as texts
+
+    used = 0
+    for path in sorted(TEMPLATES.glob("*.ps1")):
+        lines = path.read_text().splitlines()
+        for api in texts.UNCONFIRMED_SERVER_APIS:
+            calls = [i for i, line in enumerate(lines) if f"{api}(" in line and not line.lstrip().startswith("#")]
+            for i in calls:
+                used += 1
+                # An "UNCONFIRMED (<api>)" comment on the line before the call (or before its block).
+                window = "\n".join(lines[max(0, i - 3):i])
+                assert f"UNCONFIRMED ({api})" in window, f"{path.name}:{i + 1} calls {api} unmarked"
+            if calls:
+                assert "UNCONFIRMED" in "\n".join(lines[:15]), f"{path.name}: no UNCONFIRMED note in its header"
+    assert used >= 6  # two templates list site principals, one reads permissions
+
+
+# ------------------------------------------------------------------------------ the seeded add-ins
+
+def test_trust_broker_addin_is_seeded_on_a_second_site_collection(farm):
+    issuer = run(farm.commands, "Get-SPTrustedSecurityTokenIssuer", {"Identity": BROKER_ADDIN.name}).one.properties
+    assert issuer["RegisteredIssuerName"] == f"{BROKER_ADDIN.issuer_id}@{farm.farm_id}"
+    assert issuer["IsSelfIssuer"] is False and issuer["MetadataEndPoint"] is None
+    cert = farm.addin_key_pair(BROKER_ADDIN.name).certificate
+    assert issuer["SigningCertificate"].properties["Thumbprint"] == cert.fingerprint(hashes.SHA1()).hex().upper()
+    assert cert != farm.addin_key_pair(ADDIN.name).certificate
+    assert BROKER_ADDIN.name in [r.properties["Name"] for r in run(farm.commands, "Get-SPTrustedRootAuthority").output]
+
+    site = run(farm.commands, "Get-SPSite", {"Identity": FINANCE + "/Shared Documents/x.docx"}).one
+    assert site.properties["Url"] == FINANCE and site.properties["ServerRelativeUrl"] == "/sites/finance"
+    assert site.properties["RootWeb"].properties["Title"] == "Finance"
+    nid = f"{BROKER_ADDIN.client_id}@{farm.farm_id}"
+    perm = run(farm.commands, "sharepoint/get-app-principal-permission", {"Site": FINANCE, "NameIdentifier": nid}).one
+    assert perm.properties["SiteCollection"] == "FullControl"
+    root = run(farm.commands, "sharepoint/get-app-principal-permission",
+               {"Site": "https://sharepoint.contoso.lab", "NameIdentifier": nid}).one
+    assert root.properties["SiteCollection"] == "None"
+
+
+def test_reset_brings_back_both_addins(farm):
+    run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer", {"Identity": BROKER_ADDIN.name, "Confirm": False})
+    farm.reset()
+    names = [i.properties["Name"] for i in run(farm.commands, "Get-SPTrustedSecurityTokenIssuer").output]
+    assert names == [ADDIN.name, BROKER_ADDIN.name]
+
+
+def test_a_state_file_from_an_older_preset_gains_the_new_seed(tmp_path):
+    preset = FarmDefinition.preset("sp-a")
+    old_root = WebAppDefinition(preset.web_apps[0].url, "ntlm", preset.web_apps[0].name)
+    older = FarmDefinition(preset.name, preset.version, preset.public_host,
+                           (old_root, *preset.web_apps[1:]), (ADDIN,))
+    path = tmp_path / "sp-a.json"
+    old = SharePointFarm.open(path, older)
+    run(old.commands, "Set-SPAuthenticationRealm", {"Realm": TENANT})
+    expenses = old.addin_key_pair(ADDIN.name).certificate
+
+    upgraded = SharePointFarm.open(path, name="sp-a")
+    assert upgraded.farm_id == old.farm_id and upgraded.realm == TENANT  # ids and changes kept
+    assert upgraded.addin_key_pair(ADDIN.name).certificate == expenses
+    broker = upgraded.addin_key_pair(BROKER_ADDIN.name).certificate
+    assert _issuer(upgraded, BROKER_ADDIN.name)["RegisteredIssuerName"] == f"{BROKER_ADDIN.issuer_id}@{TENANT}"
+    upgraded.reset()
+    assert upgraded.realm == upgraded.farm_id
+    issuer = _issuer(upgraded, BROKER_ADDIN.name)
+    assert issuer["RegisteredIssuerName"] == f"{BROKER_ADDIN.issuer_id}@{upgraded.farm_id}"
+    assert x509.load_der_x509_certificate(issuer["RawData"]) == broker  # one certificate in both states
+    assert run(upgraded.commands, "Get-SPSite", {"Identity": FINANCE}).one.properties["Url"] == FINANCE
+    # Opened again, nothing more is added.
+    again = SharePointFarm.open(path, name="sp-a")
+    assert len(run(again.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 2
 
 
 # ------------------------------------------------------------------------------ proxies
@@ -473,7 +647,8 @@ def test_state_survives_reopen_and_reset_restores_the_initial_farm(farm):
     run(farm.commands, "Remove-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name, "Confirm": False})
     reopened = SharePointFarm.open(farm.state_path)
     assert reopened.realm == "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"
-    assert run(reopened.commands, "Get-SPTrustedSecurityTokenIssuer").output == []
+    assert [i.properties["Name"] for i in run(reopened.commands, "Get-SPTrustedSecurityTokenIssuer").output] == \
+        [BROKER_ADDIN.name]
     reopened.reset()
     assert reopened.snapshot() == initial
     assert SharePointFarm.open(farm.state_path).realm == farm.farm_id
@@ -558,7 +733,7 @@ def test_remote_cmdlets_arrive_deserialized(remote_farm):
     [farm_obj] = session.invoke("Get-SPFarm").output
     assert farm_obj.type_names[0] == "Deserialized.Microsoft.SharePoint.Administration.SPFarm"
     assert farm_obj["BuildVersion"] == "16.0.10337.12109"
-    [issuer] = session.invoke("Get-SPTrustedSecurityTokenIssuer").output
+    issuer, _broker = session.invoke("Get-SPTrustedSecurityTokenIssuer").output
     assert issuer.is_type("Microsoft.SharePoint.Administration.Claims.SPTrustedSecurityTokenService")
     assert issuer["RegisteredIssuerName"] == f"{ADDIN.issuer_id}@{f.realm}"
     # depth 1: the nested certificate is its ToString() text, thumbprint included, no bytes
@@ -597,7 +772,26 @@ def test_remote_live_object_refusal_and_error_records(remote_farm):
     with pytest.raises(RemoteError, match="does not support user interaction"):
         session.invoke("Remove-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name})
     session.invoke("Remove-SPTrustedSecurityTokenIssuer", {"Identity": ADDIN.name, "Confirm": False})
-    assert session.invoke("Get-SPTrustedSecurityTokenIssuer").output == []
+    assert [i["Name"] for i in session.invoke("Get-SPTrustedSecurityTokenIssuer").output] == [BROKER_ADDIN.name]
+
+
+def test_remote_realm_move_through_the_template_files(remote_farm):
+    f, _, session = remote_farm
+    old_realm = f.realm
+    rows = session.invoke_template("sharepoint/get-all-site-app-principals").output
+    assert {(r["Site"], r["NameIdentifier"]) for r in rows} == {
+        ("https://sharepoint.contoso.lab", f"{ADDIN.client_id}@{old_realm}"),
+        (FINANCE, f"{BROKER_ADDIN.client_id}@{old_realm}")}
+    session.invoke("Set-SPAuthenticationRealm", {"Realm": TENANT})
+    with pytest.raises(RemoteError, match="Parameter set cannot be resolved"):
+        session.invoke("Set-SPTrustedSecurityTokenIssuer",
+                       {"Identity": BROKER_ADDIN.name, "RegisteredIssuerName": f"{BROKER_ADDIN.issuer_id}@{TENANT}"})
+    [moved] = session.invoke_template("sharepoint/move-issuer-to-realm",
+                                      {"Name": BROKER_ADDIN.name, "Realm": TENANT}).output
+    assert (moved["RegisteredIssuerName"], moved["IsSelfIssuer"], moved["Changed"]) == \
+        (f"{BROKER_ADDIN.issuer_id}@{TENANT}", False, True)
+    [again] = session.invoke_template("sharepoint/move-issuer-to-realm", {"Name": BROKER_ADDIN.name, "Realm": TENANT}).output
+    assert again["Changed"] is False
 
 
 def test_remote_issuer_from_metadata_over_verified_https(remote_farm):

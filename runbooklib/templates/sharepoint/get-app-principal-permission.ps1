@@ -5,6 +5,13 @@ param(
 )
 # Reads back what an app principal may do on a site collection: the explicit permission at each
 # scope, and whether the app-only policy is allowed. Only the server object model can tell.
+#
+# Confirmed (sharepoint-cmdlets.md §10): GetAppPrincipalSiteSubscriptionContentPermission and
+# IsAppOnlyPolicyAllowed. UNCONFIRMED: GetAppPrincipalWebPermission and
+# GetAppPrincipalSitePermission are taken from Microsoft's SharePoint API reference, not from
+# sharepoint-cmdlets.md, and have not been run against a real farm by this project; no confirmed
+# call reads the web or site-collection right. See UNCONFIRMED_SERVER_APIS in
+# runbooklib/lab/_sharepoint_texts.py.
 $ErrorActionPreference = 'Stop'
 
 $spSite = Get-SPSite -Identity $Site
@@ -18,7 +25,9 @@ try {
     [pscustomobject]@{
         NameIdentifier   = $principal.NameIdentifier
         Site             = $rootWeb.Url
+        # UNCONFIRMED (GetAppPrincipalWebPermission)
         Web              = [string]$manager.GetAppPrincipalWebPermission($principal)
+        # UNCONFIRMED (GetAppPrincipalSitePermission)
         SiteCollection   = [string]$manager.GetAppPrincipalSitePermission($principal)
         SiteSubscription = [string]$manager.GetAppPrincipalSiteSubscriptionContentPermission($principal)
         AppOnlyPolicy    = [bool]$manager.IsAppOnlyPolicyAllowed($principal)
