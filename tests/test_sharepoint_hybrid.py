@@ -12,6 +12,7 @@ import pytest
 import scrapbook
 
 from conftest import ROOT, lab_state_bytes, runbook
+from runbooklib.lab.tenant import AcsRefused
 from runbooklib.tokens import build_actor_token
 
 pytestmark = pytest.mark.slow
@@ -46,10 +47,26 @@ def spo_accepts(lab, token: str) -> tuple[int, str]:
 
 
 def farm_token(lab) -> str:
-    """An S2S actor token minted with sp-a's STS key, as the farm would send it to SharePoint Online."""
-    pair = lab.farm("sp-a").sts_key_pair()
+    """An S2S actor token minted with sp-a's STS key, as the farm would send it to SharePoint Online.
+
+    The realm is the farm's own, read from lab state: before the hybrid run that is not the
+    tenant id, and SharePoint Online must refuse the farm for that reason as well."""
+    farm = lab.farm("sp-a")
+    pair = farm.sts_key_pair()
     return build_actor_token(certificate=pair.certificate, private_key=pair.key, issuer_id=SPO,
-                             realm=lab.tenant.tenant_id, target_principal_id=SPO, target_host=lab.tenant.spo_host)
+                             realm=farm.realm, target_principal_id=SPO, target_host=lab.tenant.spo_host)
+
+
+def farm_accepts(lab, token: str) -> tuple[int, str]:
+    """(status, X-Lab-S2S-Reason) of sp-a's /_vti_bin/client.svc for an inbound S2S token."""
+    request = urllib.request.Request(lab.server("sp-a").url + "/_vti_bin/client.svc",
+                                     headers={"Authorization": f"Bearer {token}"})
+    context = ssl.create_default_context(cafile=str(lab.ca_bundle))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("X-Lab-S2S-Reason", "")
 
 
 def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_path):
@@ -57,6 +74,8 @@ def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_pa
     foreign_before = lab.tenant.key_credentials(SPO)
     status, reason = spo_accepts(lab, farm_token(lab))
     assert status == 401, "the lab must refuse the farm before the trust exists"
+    with pytest.raises(AcsRefused):  # no SPN covers the farm's name yet
+        lab.tenant.issue_acs_token_for("sharepoint.contoso.lab")
 
     first, scraps = run_hybrid(lab, archive)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -87,6 +106,8 @@ def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_pa
 
     # The oracle: SharePoint Online now accepts a token signed with the farm's STS key.
     assert spo_accepts(lab, farm_token(lab)) == (200, "")
+    # And the other direction: the farm accepts what ACS issues for SharePoint Online calling it.
+    assert farm_accepts(lab, lab.tenant.issue_acs_token_for("sharepoint.contoso.lab")) == (200, "")
 
     second, scraps = run_hybrid(lab, archive)
     assert second.returncode == 0, second.stdout + second.stderr
