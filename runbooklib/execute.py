@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 import uuid
@@ -60,12 +61,18 @@ class RunRequest:
             inventory_path = Path(inventory).resolve()
             inv = load_inventory(inventory_path)
         info = find_scenario(scenario)
+        secrets: list[str] = []
         if info is not None:
             if inv is None:
                 raise InputError("this scenario needs an inventory", field="--inventory",
                                  hint="Pass --inventory FILE (the lab writes one: .lab/inventory.yaml).")
-            info.validate(params, inv, source=params_file or "parameters")
-        secrets = _check_secrets(inv) if inv is not None else []
+            model = info.validate(params, inv, source=params_file or "parameters")
+            servers, tenants = inv.named_in(model.model_dump().values())
+            _check_supported(servers)
+            secrets = _check_secrets(inv, servers, tenants)
+        elif inv is not None:
+            # A notebook outside the registry: its targets are unknown, so every secret must resolve.
+            secrets = _check_secrets(inv, list(inv.servers.values()), list(inv.tenants.values()))
         return cls(notebook, scenario, inventory_path, params, "plan" if plan else "apply", ticket, secrets)
 
     def papermill_parameters(self, run_context: dict[str, Any]) -> dict[str, Any]:
@@ -114,24 +121,33 @@ def _load_params_file(path: Path) -> dict[str, Any]:
     return read_yaml(path, what="parameters", allow_empty=True)
 
 
-def _check_secrets(inventory: Any) -> list[str]:
-    """Resolve every secret reference the inventory holds, so a missing one fails now (exit 2).
+def _check_supported(servers: list[Any]) -> None:
+    for server in servers:
+        if server.auth == "certificate":
+            raise InputError("certificate authentication to remote PowerShell is not supported yet",
+                             field=f"servers.{server.name}.auth",
+                             hint="Use credssp (SharePoint cmdlets need the second hop), kerberos or ntlm.")
 
-    The values are returned only so that the archived record can be scrubbed of them.
+
+def _check_secrets(inventory: Any, servers: list[Any], tenants: list[Any]) -> list[str]:
+    """Resolve the secret references of this run's targets, so a missing one fails now (exit 2).
+
+    Other entries of the inventory are not touched: their secrets may live where only their own
+    runs can reach. The values are returned only so that the archived record can be scrubbed.
     """
     from .secrets import resolve_secret
 
     values: list[str] = []
     base = Path(inventory.path).parent if getattr(inventory, "path", None) else None
-    for name, server in inventory.servers.items():
+    for server in servers:
         if server.password:
-            values.append(_resolve(resolve_secret, server.password, f"servers.{name}.password", base))
-    for name, tenant in inventory.tenants.items():
+            values.append(_resolve(resolve_secret, server.password, f"servers.{server.name}.password", base))
+    for tenant in tenants:
         cred = tenant.credential
         for attr in ("secret", "certificate_password"):
             ref = getattr(cred, attr, None)
             if ref:
-                values.append(_resolve(resolve_secret, ref, f"tenants.{name}.credential.{attr}", base))
+                values.append(_resolve(resolve_secret, ref, f"tenants.{tenant.name}.credential.{attr}", base))
     return [v for v in values if v]
 
 
@@ -227,6 +243,9 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> Run
         "started": utc_iso(started),
         "source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
         "parameters_sha256": request.parameters_sha256(),
+        # Graph writes to one tenant are serialised through a lock here, shared by every run
+        # that archives to the same place.
+        "lock_dir": str((archive / ".locks").resolve()),
     }
     handler = _EchoHandler()
     pm_log = logging.getLogger("papermill")
@@ -283,7 +302,9 @@ def _load_output(output: Path, source: Path) -> dict[str, Any]:
 def _append_failure_record(notebook: dict[str, Any], request: RunRequest, run_context: dict[str, Any],
                            error: str | None) -> None:
     """The run ended before the notebook could record itself: record it from outside."""
-    from .secrets import redact
+    from .secrets import redact, redact_data
+
+    from .runner import _user, _versions
 
     reason = redact(error or "the notebook ended without recording its outcome")
     run = {
@@ -292,10 +313,15 @@ def _append_failure_record(notebook: dict[str, Any], request: RunRequest, run_co
         "status": "failed",
         "started": run_context["started"],
         "finished": utc_iso(utc_now()),
+        "user": _user(),
+        "host": socket.gethostname(),
         "ticket": request.ticket or None,
         "mode": request.mode,
         "sha256": {"notebook": run_context["source_sha256"], "parameters": run_context["parameters_sha256"],
-                   "inventory": None},
+                   "inventory": hashlib.sha256(request.inventory.read_bytes()).hexdigest()
+                   if request.inventory else None},
+        "versions": _versions(),
+        "parameters": redact_data(request.params),
         "error": reason,
         "recorded_by": "runbook run (the kernel did not record the run)",
     }

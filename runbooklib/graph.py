@@ -240,7 +240,9 @@ def _as_certificate(cert: CertificateInput) -> x509.Certificate:
 
 
 def _thumbprint(cert: x509.Certificate) -> str:
-    return hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    from .certs import thumbprint_of
+
+    return thumbprint_of(cert.public_bytes(serialization.Encoding.DER))
 
 
 def _key_info(cred: Any) -> KeyInfo:
@@ -437,6 +439,12 @@ class GraphClient:
         key_pem = loaded.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
+        # The unencrypted key is as secret as the PFX password: keep it out of every output too.
+        from .secrets import register_secret
+
+        for line in key_pem.decode().splitlines():
+            if not line.startswith("-----"):
+                register_secret(line)
         return loaded.certificate.public_bytes(serialization.Encoding.PEM) + key_pem
 
     def _device_prompt(self, verification_uri: str, user_code: str, expires_on: dt.datetime) -> None:

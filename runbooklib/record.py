@@ -10,7 +10,9 @@ Archive layout::
     <archive>/index.jsonl                                     one line per run, hash-chained
 
 Each index line carries the sha256 of its record and the sha256 of the previous line's text, so
-an edited, deleted or reordered record or line is detected by :meth:`Archive.verify`.
+an edited, deleted or reordered record or line is detected by :meth:`Archive.verify`. ``index.head``
+holds the number of lines and the hash of the last one, so losing the newest runs (record and
+index line together) is detected too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ SCRAP_MIME = "application/scrapbook.scrap.json+json"
 SCRAP_VERSION = 1
 GENESIS = "0" * 64
 INDEX_NAME = "index.jsonl"
+HEAD_NAME = "index.head"
 _LOCK_NAME = ".index.lock"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -181,12 +184,34 @@ class Archive:
                 fh.write(entry.line() + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+            self._write_head(len(lines) + 1, sha256_bytes(entry.line().encode()))
         return entry
+
+    def _write_head(self, count: int, last: str) -> None:
+        temporary = self.root / (HEAD_NAME + ".tmp")
+        temporary.write_text(json.dumps({"count": count, "last": last}) + "\n", encoding="utf-8")
+        os.replace(temporary, self.root / HEAD_NAME)
 
     def _read_lines(self) -> list[str]:
         if not self.index_path.exists():
             return []
         return [line for line in self.index_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def _verify_head(self, lines: list[str]) -> list[str]:
+        head_path = self.root / HEAD_NAME
+        if not head_path.exists():
+            return [f"{HEAD_NAME} is missing: the newest runs cannot be checked"] if lines else []
+        try:
+            head = json.loads(head_path.read_text(encoding="utf-8"))
+            count, last = int(head["count"]), str(head["last"])
+        except (ValueError, KeyError, TypeError):
+            return [f"{HEAD_NAME} is not readable"]
+        if count != len(lines):
+            return [f"index holds {len(lines)} run(s) but {HEAD_NAME} recorded {count}: "
+                    "the newest run(s) were removed or the index was cut"]
+        if lines and last != sha256_bytes(lines[-1].encode()):
+            return [f"the last index line does not match {HEAD_NAME}: it was replaced or edited"]
+        return []
 
     def entries(self) -> list[IndexEntry]:
         """Index entries, oldest first."""
@@ -228,6 +253,7 @@ class Archive:
             elif sha256_file(record) != entry.sha256:
                 problems.append(f"{entry.path}: record was modified after it was archived (sha256 mismatch)")
             previous = sha256_bytes(line.encode())
+        problems += self._verify_head(lines)
         if self.root.exists():
             for path in sorted(self.root.glob("*/*.ipynb")):
                 relative = path.relative_to(self.root).as_posix()

@@ -11,6 +11,7 @@ import datetime as dt
 import getpass
 import html
 import logging
+import os
 import platform
 import socket
 import uuid
@@ -158,8 +159,11 @@ class Run:
         return self._graphs[tenant]
 
     def _lock_dir(self) -> Path:
-        base = self.inventory_path.parent if self.inventory_path else Path.cwd()
-        return base / ".locks"
+        """Where Graph writes to a tenant are serialised: the archive's (headless runs), else the
+        user's cache — the same for every run this account starts on this machine."""
+        if self._context.get("lock_dir"):
+            return Path(self._context["lock_dir"])
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "s2s-runbooks" / "locks"
 
     @property
     def shells_opened(self) -> dict[str, int]:
@@ -216,7 +220,7 @@ class Run:
 
     def manifest(self, *, shells_opened: dict[str, int] | None = None) -> dict[str, Any]:
         """The ``run`` scrap."""
-        from .secrets import redact
+        from .secrets import redact, redact_data
 
         params = self.params.model_dump(mode="json") if hasattr(self.params, "model_dump") else dict(self.params or {})
         return {
@@ -235,7 +239,7 @@ class Run:
                 "inventory": sha256_file(self.inventory_path) if self.inventory_path else None,
             },
             "versions": _versions(),
-            "parameters": _redact_tree(params, redact),
+            "parameters": redact_data(params),
             "warnings": [redact(w) for w in self.warnings],
             "shells_opened": shells_opened or {},
         }
@@ -257,15 +261,9 @@ class Run:
         if self.inventory is None:
             return []
         params = self.params.model_dump() if hasattr(self.params, "model_dump") else dict(self.params or {})
-        found = []
-        for value in params.values():
-            if isinstance(value, str) and value in self.inventory.servers:
-                server = self.inventory.servers[value]
-                found.append(f"{value}: {server.role} at {server.winrm} ({server.auth} as {server.username})")
-            elif isinstance(value, str) and value in self.inventory.tenants:
-                tenant = self.inventory.tenants[value]
-                found.append(f"{value}: tenant {tenant.tenant_id} ({tenant.domain}) via {tenant.graph_url}")
-        return found
+        servers, tenants = self.inventory.named_in(params.values())
+        return ([f"{s.name}: {s.role} at {s.winrm} ({s.auth} as {s.username})" for s in servers]
+                + [f"{t.name}: tenant {t.tenant_id} ({t.domain}) via {t.graph_url}" for t in tenants])
 
 
 def _user() -> str:
@@ -273,16 +271,6 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no user name in some containers
         return "unknown"
-
-
-def _redact_tree(value: Any, redact) -> Any:
-    if isinstance(value, dict):
-        return {k: _redact_tree(v, redact) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_tree(v, redact) for v in value]
-    if isinstance(value, str):
-        return redact(value)
-    return value
 
 
 def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: str | Path | None = None,

@@ -286,9 +286,16 @@ class StepEngine:
         return sum(r.changed_count for r in self.results)
 
     def run(self, step: Step) -> StepResult:
-        if self.failed is not None:
+        failed = self.failed
+        if failed is None or failed.id == step.id:
+            # Running a failed (or skipped) step again retries it: in a guided run the administrator
+            # fixes the cause, re-runs that cell and carries on from there. Its earlier outcome goes.
+            self.results = [r for r in self.results
+                            if not (r.id == step.id and r.status in (Status.FAILED, Status.SKIPPED))]
+        else:
             result = StepResult(step.id, step.title, Status.SKIPPED,
-                                proof=f"not run: step {self.failed.id} failed")
+                                proof=f"not run: step {failed.id} failed",
+                                hint=f"Fix the cause of step {failed.id}, run its cell again, then this one.")
             self.results.append(result)
             return result
         result = self._run(step)

@@ -80,3 +80,17 @@ def test_removed_index_line_leaves_an_unindexed_record(archive):
 def test_unsafe_names_are_refused(tmp_path):
     with pytest.raises(ArchiveError):
         Archive(tmp_path).add(b"{}", scenario="../escape", run_id="r", status="failed", started=START)
+
+
+def test_losing_the_newest_run_with_its_index_line_is_detected(archive):
+    lines = archive.index_path.read_text().splitlines()
+    newest = json.loads(lines[-1])["path"]
+    (archive.root / newest).unlink()
+    archive.index_path.write_text("\n".join(lines[:-1]) + "\n")
+    problems = archive.verify()
+    assert any("newest run(s) were removed" in p for p in problems), problems
+
+
+def test_a_missing_head_is_reported(archive):
+    (archive.root / "index.head").unlink()
+    assert any("index.head is missing" in p for p in archive.verify())

@@ -125,3 +125,15 @@ def test_several_changes_render_as_a_list_in_html():
     html = engine.run(step("two", "Two changes", check=check))._repr_html_()
     assert "<li>first change</li><li>second change</li>" in html
     assert "would:" in html
+
+
+def test_running_the_failed_step_again_retries_it_and_the_run_carries_on():
+    ctx = Ctx()
+    engine = StepEngine(ctx, mode="apply")
+    assert engine.run(ensure("a", "1", apply_error=RemoteError("farm busy"))).status is Status.FAILED
+    assert engine.run(ensure("b", "2")).status is Status.SKIPPED
+    retried = engine.run(ensure("a", "1"))
+    assert retried.status is Status.CHANGED
+    assert engine.failed is None
+    assert engine.run(ensure("b", "2")).status is Status.CHANGED
+    assert [(r.id, r.status) for r in engine.results] == [("set-a", Status.CHANGED), ("set-b", Status.CHANGED)]
