@@ -8,14 +8,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from runbooklib.errors import GraphError, InputError
 from runbooklib.graph import SPO_PRINCIPAL_ID, GraphClient, wildcard_spn
+from runbooklib.lab.http import LabServer, Request, Response
 from runbooklib.lab.pki import new_signing_certificate
+from runbooklib.lab.tenant_graph import GraphApi
 
 from tenant_lab import TenantLab, fresh, tenant_lab  # noqa: F401 - fixtures
 
@@ -75,7 +79,61 @@ def test_adding_the_farm_key_keeps_both_foreign_keys_and_is_idempotent(graph: Gr
     assert graph.plan_key_credential(cert).action == "present"
 
 
+class HoldFirstKeyWrite:
+    """Wraps the lab's Graph route so two unserialised read-modify-writes of keyCredentials
+    always overlap: the first PATCH of keyCredentials is held until another client has read
+    the keys (a single-object GET with ``$select=keyCredentials``) — or, when nobody reads
+    within ``bound`` seconds, because a lock keeps the other run waiting, until then.
+
+    Without the runbook's lock the other run's read is answered from the state before the
+    held write, so one of the two new keys is lost every time, not one run in five.
+    """
+
+    def __init__(self, graph: Callable[[Request], Response], *, bound: float) -> None:
+        self._graph = graph
+        self._bound = bound
+        self._guard = threading.Lock()
+        self._waiting: threading.Event | None = None
+        self._used = False
+        self.overlapped: bool | None = None  # did a read of the keys arrive while the write was held?
+
+    def handle(self, request: Request) -> Response:
+        if request.method == "PATCH" and b"keyCredentials" in request.body:
+            with self._guard:
+                first, self._used = not self._used, True
+                if first:
+                    self._waiting = threading.Event()
+            if first:
+                self.overlapped = self._waiting.wait(self._bound)
+                with self._guard:
+                    self._waiting = None
+            return self._graph(request)
+        response = self._graph(request)  # a read's answer is fixed before the held write goes on
+        if request.method == "GET" and "keycredentials" in (request.query_value("$select") or "").lower():
+            with self._guard:
+                if self._waiting is not None:
+                    self._waiting.set()
+        return response
+
+
 def test_two_processes_adding_keys_concurrently_both_survive(fresh: TenantLab, tmp_path: Path) -> None:
+    # A server of its own for this test whose Graph holds the first key write (see HoldFirstKeyWrite).
+    server = LabServer("contoso-held-write", fresh.ca.issue_server_certificate(["127.0.0.1", "localhost"]),
+                       cert_dir=tmp_path / "tls")
+    fresh.tenant.mount(server)
+    hold = HoldFirstKeyWrite(GraphApi(fresh.tenant).handle, bound=2.0)
+    server.mount("/v1.0/servicePrincipals", hold.handle, handles_error_faults=True)
+    server.start()
+    try:
+        held = TenantLab(fresh.base, fresh.ca, fresh.tenant, server)
+        _two_processes_add_a_key_each(held, tmp_path)
+    finally:
+        server.stop()
+        fresh.tenant.servers.remove(server)
+    assert hold.overlapped is False, "the second run read the keys while the first run's write was in flight"
+
+
+def _two_processes_add_a_key_each(fresh: TenantLab, tmp_path: Path) -> None:
     inventory = fresh.write_inventory("concurrent.yaml")
     script = textwrap.dedent(
         """
