@@ -303,7 +303,7 @@ def _missing_seed(state: dict[str, Any], definition: FarmDefinition) -> tuple[li
         root = site_url_of(wa.url).lower()
         for sc in wa.site_collections:
             url = root + "/" + sc.path.strip("/")
-            if url not in site_urls:
+            if url.lower() not in site_urls:
                 sites.append((url, sc.title))
     addins = [a for a in definition.initial_issuers if a.name not in state["addin_keys"]]
     return sites, addins
@@ -316,15 +316,18 @@ def upgrade_seed(doc: dict[str, Any], definition: FarmDefinition) -> bool:
     sites, addins = _missing_seed(doc["initial"], definition)
     if not sites and not addins:
         return False
+    # Made once, so the initial and the current state hold the same ids and certificates.
     pairs = {a.name: new_signing_certificate(a.name) for a in addins}
+    new_sites = {url.lower(): _new_site(url, title) for url, title in sites}
     for state in (doc["initial"], doc["current"]):
         state_sites, state_addins = _missing_seed(state, definition)
-        for url, title in state_sites:
-            wa = next((w for w in state["web_apps"] if url.startswith(w["url"].rstrip("/").lower() + "/")), None)
-            if wa is None:
+        for url, _ in state_sites:
+            wa = next((w for w in state["web_apps"]
+                       if url.lower().startswith(w["url"].rstrip("/").lower() + "/")), None)
+            if wa is None or url.lower() not in new_sites:
                 log.warning("farm %s: no web application for seeded site collection %s", state["name"], url)
                 continue
-            wa["sites"].append(_new_site(url, title))
+            wa["sites"].append(copy.deepcopy(new_sites[url.lower()]))
         for addin in state_addins:
             if addin.name in pairs:
                 _add_addin(state, addin, pairs[addin.name])

@@ -485,13 +485,14 @@ def test_a_state_file_from_an_older_preset_gains_the_new_seed(tmp_path):
     assert upgraded.farm_id == old.farm_id and upgraded.realm == TENANT  # ids and changes kept
     assert upgraded.addin_key_pair(ADDIN.name).certificate == expenses
     broker = upgraded.addin_key_pair(BROKER_ADDIN.name).certificate
+    finance_id = run(upgraded.commands, "Get-SPSite", {"Identity": FINANCE}).one.properties["Id"]
     assert _issuer(upgraded, BROKER_ADDIN.name)["RegisteredIssuerName"] == f"{BROKER_ADDIN.issuer_id}@{TENANT}"
     upgraded.reset()
     assert upgraded.realm == upgraded.farm_id
     issuer = _issuer(upgraded, BROKER_ADDIN.name)
     assert issuer["RegisteredIssuerName"] == f"{BROKER_ADDIN.issuer_id}@{upgraded.farm_id}"
     assert x509.load_der_x509_certificate(issuer["RawData"]) == broker  # one certificate in both states
-    assert run(upgraded.commands, "Get-SPSite", {"Identity": FINANCE}).one.properties["Url"] == FINANCE
+    assert run(upgraded.commands, "Get-SPSite", {"Identity": FINANCE}).one.properties["Id"] == finance_id
     # Opened again, nothing more is added.
     again = SharePointFarm.open(path, name="sp-a")
     assert len(run(again.commands, "Get-SPTrustedSecurityTokenIssuer").output) == 2
