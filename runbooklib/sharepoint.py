@@ -47,6 +47,8 @@ def version_name(build: str) -> str:
 
 @dataclass(frozen=True)
 class WindowsAuthentication:
+    """The Windows provider of a web application's zone."""
+
     zone: str
     integrated: bool
     ntlm: bool  # DisableKerberos: NTLM only
@@ -60,6 +62,8 @@ class WindowsAuthentication:
 
 @dataclass(frozen=True)
 class StsCertificate:
+    """The farm's STS signing certificate, public part."""
+
     thumbprint: str
     subject: str
     not_before: str
@@ -69,6 +73,8 @@ class StsCertificate:
 
 @dataclass(frozen=True)
 class TrustedIssuer:
+    """A trusted security token issuer (Get-SPTrustedSecurityTokenIssuer)."""
+
     name: str
     registered_issuer_name: str
     is_self_issuer: bool
@@ -78,19 +84,40 @@ class TrustedIssuer:
     def realm(self) -> str:
         return self.registered_issuer_name.rpartition("@")[2].lower()
 
+    @property
+    def issuer_id(self) -> str:
+        return self.registered_issuer_name.rpartition("@")[0].lower()
+
+    @property
+    def certificate_based(self) -> bool:
+        """Registered from a certificate (high-trust add-ins): named in *this* farm's realm.
+
+        A metadata-based issuer takes its name from its partner's metadata, in the partner's realm.
+        """
+        return not self.metadata_endpoint
+
 
 @dataclass(frozen=True)
 class AppPrincipal:
+    """An app principal registered on a site (``<client id>@<realm>``)."""
+
     name_identifier: str
     display_name: str
+    site: str = ""
 
     @property
     def realm(self) -> str:
         return self.name_identifier.rpartition("@")[2].lower()
 
+    @property
+    def client_id(self) -> str:
+        return self.name_identifier.rpartition("@")[0].lower()
+
 
 @dataclass(frozen=True)
 class ServiceProxy:
+    """A service application proxy and whether the default proxy group holds it."""
+
     name: str
     type: str
     metadata_endpoint_uri: str | None
@@ -196,9 +223,10 @@ class Farm:
             return AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")))
         return None
 
-    def site_app_principals(self, site: str) -> list[AppPrincipal]:
-        return [AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")))
-                for p in self._template("sharepoint/get-site-app-principals", Site=site)]
+    def app_principals(self) -> list[AppPrincipal]:
+        """Every app principal known to any site collection of the farm."""
+        return [AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")), _text(p.get("Site")))
+                for p in self._template("sharepoint/get-all-site-app-principals")]
 
     def proxies(self) -> list[ServiceProxy]:
         return [
@@ -229,37 +257,30 @@ class Farm:
             params["EnableAppOnlyPolicy"] = True
         self._template("sharepoint/set-app-principal-permission", **params)
 
-    def move_to_realm(self, site: str, old_realm: str, new_realm: str) -> list[str]:
-        """Re-register what the old realm held under the new one (KB 4010011), keeping rights.
+    def move_issuer_to_realm(self, name: str, realm: str) -> TrustedIssuer:
+        """Re-register a certificate-based issuer as ``<issuer id>@<realm>``, keeping its certificate."""
+        found = self._template("sharepoint/move-issuer-to-realm", Name=name, Realm=realm)
+        i = found[-1]
+        return TrustedIssuer(_text(i.get("Name")), _text(i.get("RegisteredIssuerName")),
+                             _bool(i.get("IsSelfIssuer")), None)
 
-        Certificate-based issuers registered as ``<id>@<old realm>`` get ``<id>@<new realm>``; app
-        principals ``<client id>@<old realm>`` on ``site`` are registered again as ``<client id>@<new
-        realm>`` with the same display name and the same rights at each scope.
+    def move_app_principal_to_realm(self, principal: AppPrincipal, realm: str) -> list[str]:
+        """Register ``<client id>@<realm>`` beside ``principal`` with the same name and rights.
+
+        Returns the rights granted, in words.
         """
-        made: list[str] = []
-        for issuer in self.trusted_issuers():
-            if issuer.is_self_issuer and issuer.realm == old_realm:
-                issuer_id = issuer.registered_issuer_name.rpartition("@")[0]
-                new_name = f"{issuer_id}@{new_realm}"
-                self._run("Set-SPTrustedSecurityTokenIssuer", Identity=issuer.name, RegisteredIssuerName=new_name)
-                made.append(f"re-registered issuer {issuer.name} as {new_name}")
-        for principal in self.site_app_principals(site):
-            if principal.realm != old_realm:
-                continue
-            client_id = principal.name_identifier.rpartition("@")[0]
-            new_nid = f"{client_id}@{new_realm}"
-            rights = self.app_principal_permissions(site, principal.name_identifier)
-            self.register_app_principal(site, new_nid, principal.display_name)
-            granted = []
-            for scope in ("Site", "SiteCollection", "SiteSubscription"):
-                right = rights.get("Web" if scope == "Site" else scope)
-                if right and str(right).lower() not in ("none", ""):
-                    self.set_app_principal_permission(site, new_nid, scope=scope, right=str(right),
-                                                      app_only=_bool(rights.get("AppOnlyPolicy")))
-                    granted.append(f"{right} at {scope}")
-            made.append(f"re-registered app principal {principal.display_name} as {new_nid}"
-                        + (f" with {', '.join(granted)}" if granted else ""))
-        return made
+        rights = self.app_principal_permissions(principal.site, principal.name_identifier)
+        new_nid = f"{principal.client_id}@{realm}"
+        self.register_app_principal(principal.site, new_nid, principal.display_name)
+        granted = []
+        for scope, key in (("Site", "Web"), ("SiteCollection", "SiteCollection"),
+                           ("SiteSubscription", "SiteSubscription")):
+            right = _text(rights.get(key))
+            if right and right.lower() != "none":
+                self.set_app_principal_permission(principal.site, new_nid, scope=scope, right=right,
+                                                  app_only=_bool(rights.get("AppOnlyPolicy")))
+                granted.append(f"{right} at {scope}")
+        return granted
 
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:
         self._run("New-SPAzureAccessControlServiceApplicationProxy", Name=name,

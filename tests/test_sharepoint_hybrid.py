@@ -103,6 +103,12 @@ def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_pa
     assert issuers["ACS"]["is_self_issuer"] is False
     # The pre-registered add-in moved with the realm (parameters/lab asks for reregister).
     assert issuers["Contoso Expenses add-in"]["registered_issuer_name"].endswith(f"@{tenant_id}")
+    # Both kinds of high-trust add-in move, trust broker included, with principals on any site.
+    invoices = issuers["Contoso Invoices add-in"]
+    assert invoices["registered_issuer_name"].endswith(f"@{tenant_id}") and invoices["is_self_issuer"] is False
+    principals = {p["name_identifier"].lower() for p in snapshot["app_principals"]}
+    assert f"b3a91f54-7e2d-4c08-a6f1-9d5e0c7b2a63@{tenant_id}" in principals
+    assert f"8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57@{tenant_id}" in principals
 
     # The oracle: SharePoint Online now accepts a token signed with the farm's STS key.
     assert spo_accepts(lab, farm_token(lab)) == (200, "")
@@ -195,3 +201,35 @@ def test_bad_parameters_exit_2_naming_the_field_and_contact_nothing(lab, tmp_pat
     assert not (tmp_path / "records").exists()
     assert lab_state_bytes(lab) == before
     assert all(len(lab.server(name).faults.pending()) == 1 for name in lab.hosts), "a server was contacted"
+
+
+def _steps_in_process(lab, **overrides):
+    """The hybrid steps called from Python (no notebook): quicker for cases about step logic."""
+    import yaml
+
+    from runbooklib.runner import start
+    from runbooklib.scenarios import sharepoint_hybrid as hybrid
+
+    params = {**yaml.safe_load(LAB_PARAMS.read_text()), **overrides}
+    run = start("sharepoint-hybrid", mode="apply", inventory=lab.inventory_path, params=params)
+    for step in hybrid.STEPS:
+        run.step(step)
+    run.finish()
+    return {r.id: r for r in run.results}
+
+
+def test_a_realm_changed_earlier_by_hand_still_gets_its_add_ins_moved(lab):
+    from runbooklib.inventory import load_inventory
+    from runbooklib.remote import RemoteConnections
+
+    # As if an earlier run (or an administrator) changed the realm and stopped before moving anything.
+    with RemoteConnections(load_inventory(lab.inventory_path)) as connections:
+        connections.session("sp-a").invoke("Set-SPAuthenticationRealm", {"Realm": lab.tenant.tenant_id})
+    results = _steps_in_process(lab)
+    realm = results["realm"]
+    assert realm.status.value == "changed"
+    assert any("Contoso Invoices add-in" in c for c in realm.changes)
+    assert not any("change the farm realm" in c or "changed the farm realm" in c for c in realm.changes)
+    issuers = {i["name"]: i for i in lab.farm("sp-a").snapshot()["trusted_issuers"]}
+    assert all(i["registered_issuer_name"].endswith(lab.tenant.tenant_id)
+               for name, i in issuers.items() if not i["metadata_endpoint"])

@@ -8,13 +8,17 @@ checks first and changes only what is missing; each proves its end state.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import InputError, StepFailed
+from ..certs import short_thumbprint
 from ..graph import wildcard_spn
-from ..sharepoint import ACS_PRINCIPAL_ID, ACS_PROXY_TYPE, SHAREPOINT_PRINCIPAL_ID, Farm, version_name
+from ..metadata import same_metadata_uri
+from ..sharepoint import (ACS_PRINCIPAL_ID, ACS_PROXY_TYPE, SHAREPOINT_PRINCIPAL_ID, AppPrincipal, Farm,
+                          TrustedIssuer, version_name)
 from ..steps import Check, Proof, step
 
 __all__ = ["Parameters", "STEPS", "validate_against"]
@@ -95,30 +99,42 @@ def _acs_metadata_url(ctx: Any) -> str:
     return ctx.inventory.tenant(ctx.params.tenant).acs_metadata_url
 
 
-def _short(thumbprint: str) -> str:
-    return thumbprint[:6] + "…" if len(thumbprint) > 8 else thumbprint
-
-
-def same_uri(a: str | None, b: str | None) -> bool:
-    """Metadata URIs compare equal with or without a trailing slash, case-insensitively."""
-    if not a or not b:
-        return False
-    return a.rstrip("/").lower() == b.rstrip("/").lower()
-
-
 # -- step 0: pre-flight --------------------------------------------------------------------
 
 
-def _impacted(ctx: Any, farm: Farm, current_realm: str, tenant_id: str) -> dict[str, list[str]]:
-    """Issuers and app principals registered under the current realm, which a realm change breaks."""
-    if current_realm == tenant_id:
-        return {"issuers": [], "app_principals": []}
-    issuers = [f"{i.name} ({i.registered_issuer_name})" for i in farm.trusted_issuers()
-               if i.realm == current_realm and i.is_self_issuer]
-    principals = [f"{p.display_name} ({p.name_identifier})"
-                  for p in farm.site_app_principals(ctx.params.web_application)
-                  if p.realm == current_realm]
-    return {"issuers": issuers, "app_principals": principals}
+@dataclass
+class RealmImpact:
+    """What is registered under a realm other than the tenant id and stops working once the farm's
+    realm is the tenant id (KB 4010011): certificate-based issuers (high-trust add-ins, which must be
+    named in the farm's realm) and the app principals registered in the same old realms."""
+
+    old_realms: set[str] = field(default_factory=set)
+    issuers: list[TrustedIssuer] = field(default_factory=list)
+    principals: list[AppPrincipal] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.issuers or self.principals)
+
+    def describe(self) -> list[str]:
+        return ([f"issuer {i.name} ({i.registered_issuer_name})" for i in self.issuers]
+                + [f"app principal {p.display_name} ({p.name_identifier}) on {p.site}" for p in self.principals])
+
+
+def realm_impact(farm: Farm, farm_realm: str, tenant_id: str, *, old_realms: set[str] = frozenset()) -> RealmImpact:
+    """Issuers and app principals not (yet) registered under ``tenant_id``.
+
+    Besides the farm's current realm, an old realm is any realm a certificate-based issuer is still
+    named in — so an earlier run that changed the realm and stopped is finished by this one.
+    """
+    issuers = [i for i in farm.trusted_issuers() if i.certificate_based and i.realm != tenant_id]
+    old = set(old_realms) | {i.realm for i in issuers}
+    if farm_realm != tenant_id:
+        old.add(farm_realm)
+    principals = farm.app_principals() if old else []
+    moved = {(p.site.rstrip("/").lower(), p.client_id) for p in principals if p.realm == tenant_id}
+    stranded = [p for p in principals
+                if p.realm in old and (p.site.rstrip("/").lower(), p.client_id) not in moved]
+    return RealmImpact(old, issuers, stranded)
 
 
 def _preflight_check(ctx: Any) -> Check:
@@ -156,16 +172,26 @@ def _preflight_check(ctx: Any) -> Check:
     ctx.facts["sts_certificate"] = loaded
     evidence["sts_certificate"] = {"thumbprint": loaded.thumbprint, "subject": loaded.subject,
                                    "not_after": loaded.not_after.isoformat(), "key_size": loaded.key_size}
+    acs = _check_acs_metadata(ctx, tenant_id)
+    evidence["acs_metadata"] = acs
+    if acs.get("problem"):
+        return Check(found=found + f"; ACS metadata: {acs['problem']}", wanted=wanted, evidence=evidence,
+                     failure=f"the tenant's ACS metadata at {acs['url']} is not usable: {acs['problem']}",
+                     hint="Check acs_metadata_url of the tenant in the inventory: it must be "
+                          "https://accounts.accesscontrol.windows.net/<tenant id>/metadata/json/1.")
     current_realm = farm.realm()
     evidence["farm_realm"] = current_realm
-    impacted = _impacted(ctx, farm, current_realm, tenant_id)
-    evidence["realm_change_impact"] = impacted
+    impact = realm_impact(farm, current_realm, tenant_id)
+    evidence["realm_change_impact"] = impact.describe()
     warnings: list[str] = []
-    affected = impacted["issuers"] + impacted["app_principals"]
-    if affected:
-        listing = "; ".join(affected)
-        message = (f"changing the farm realm from {current_realm} to {tenant_id} breaks what is registered under "
-                   f"the current realm (KB 4010011): {listing}")
+    if impact:
+        listing = "; ".join(impact.describe())
+        if current_realm != tenant_id:
+            message = (f"changing the farm realm from {current_realm} to {tenant_id} breaks what is registered "
+                       f"under the current realm (KB 4010011): {listing}")
+        else:
+            message = (f"the farm realm is already {tenant_id}, but these are still registered under an old realm "
+                       f"and do not work (KB 4010011): {listing}")
         if p.realm_change == "block":
             return Check(
                 found=found + f"; realm {current_realm}", wanted=wanted, evidence=evidence, failure=message,
@@ -174,17 +200,38 @@ def _preflight_check(ctx: Any) -> Check:
             )
         warnings.append(message + (" — they will be re-registered under the new realm"
                                    if p.realm_change == "reregister" else " — accepted: re-register them yourself"))
-    ctx.facts["realm_impact"] = impacted
+    ctx.facts["realm_impact"] = impact
     if p.web_application.startswith("http://"):
         warnings.append(f"{p.web_application} uses http: OAuth over HTTP must be enabled on the farm. "
                         "SSL (https) is the default and what we recommend.")
     return Check(
-        found=found + f"; STS certificate {_short(loaded.thumbprint)} valid to {loaded.not_after:%Y-%m-%d}; "
+        found=found + f"; STS certificate {short_thumbprint(loaded.thumbprint)} valid to {loaded.not_after:%Y-%m-%d}; "
                       f"realm {current_realm}",
         wanted=wanted,
         evidence=evidence,
         warnings=warnings,
     )
+
+
+def _check_acs_metadata(ctx: Any, tenant_id: str) -> dict[str, Any]:
+    """Fetch the tenant's ACS metadata now, so a wrong URL fails before the realm changes."""
+    from ..errors import MetadataError
+    from ..metadata import fetch_metadata
+
+    tenant = ctx.inventory.tenant(ctx.params.tenant)
+    url = tenant.acs_metadata_url
+    try:
+        metadata = fetch_metadata(url, ca_bundle=tenant.ca_bundle)
+    except MetadataError as exc:
+        return {"url": url, "problem": exc.message}
+    expected = f"{ACS_PRINCIPAL_ID}@{tenant_id}"
+    result: dict[str, Any] = {"url": url, "issuer": metadata.issuer,
+                              "signing_certificates": list(metadata.thumbprints)}
+    if metadata.issuer.lower() != expected:
+        result["problem"] = f"it names issuer {metadata.issuer}, expected {expected}"
+    elif not metadata.signing_certificates:
+        result["problem"] = "it publishes no signing certificate"
+    return result
 
 
 def _preflight_verify(ctx: Any, found: Check) -> Proof:
@@ -254,7 +301,7 @@ TENANT = step("tenant", "Tenant id and the SharePoint Online service principal",
 
 
 def _describe_cert(cert: Any) -> str:
-    return f"key {_short(cert.thumbprint)} ({cert.subject}, valid to {cert.not_after:%Y-%m-%d})"
+    return f"key {short_thumbprint(cert.thumbprint)} ({cert.subject}, valid to {cert.not_after:%Y-%m-%d})"
 
 
 def _key_check(ctx: Any) -> Check:
@@ -267,8 +314,8 @@ def _key_check(ctx: Any) -> Check:
     if plan.action == "would_add":
         changes.append(f"add {_describe_cert(cert)}; keep {len(others)} existing key(s)")
     present = "present" if plan.action == "present" else "missing"
-    return Check(found=f"{len(plan.before)} key(s); farm key {_short(cert.thumbprint)} {present}",
-                 wanted=f"farm key {_short(cert.thumbprint)} present, every other key kept", changes=changes,
+    return Check(found=f"{len(plan.before)} key(s); farm key {short_thumbprint(cert.thumbprint)} {present}",
+                 wanted=f"farm key {short_thumbprint(cert.thumbprint)} present, every other key kept", changes=changes,
                  evidence=evidence)
 
 
@@ -286,7 +333,7 @@ def _key_verify(ctx: Any, found: Check) -> Proof:
     thumbprints = {k.thumbprint for k in keys}
     lost = [kid for kid in found.evidence.get("other_key_ids", []) if kid not in ids]
     ok = cert.thumbprint in thumbprints and not lost
-    text = (f"re-read {len(keys)} key(s): farm key {_short(cert.thumbprint)} "
+    text = (f"re-read {len(keys)} key(s): farm key {short_thumbprint(cert.thumbprint)} "
             f"{'present' if cert.thumbprint in thumbprints else 'MISSING'}; "
             + (f"LOST {', '.join(lost)}" if lost else f"all {len(found.evidence.get('other_key_ids', []))} other key(s) kept"))
     return Proof(ok=ok, text=text, evidence={"keys_after": [k.describe() for k in keys]},
@@ -333,10 +380,16 @@ def _spo_name_identifier(ctx: Any) -> str:
 
 def _principal_check(ctx: Any) -> Check:
     nid = _spo_name_identifier(ctx)
+    name = ctx.params.app_principal_display_name
     found = _farm(ctx).app_principal(ctx.params.web_application, nid)
-    changes = [] if found else [f"register app principal {nid} as '{ctx.params.app_principal_display_name}'"]
+    if found is None:
+        changes = [f"register app principal {nid} as '{name}'"]
+    elif found.display_name != name:
+        changes = [f"register app principal {nid} again as '{name}' (now '{found.display_name}')"]
+    else:
+        changes = []
     return Check(found=f"registered as '{found.display_name}'" if found else f"{nid} not registered",
-                 wanted=f"{nid} registered on {ctx.params.web_application}", changes=changes,
+                 wanted=f"{nid} registered as '{name}' on {ctx.params.web_application}", changes=changes,
                  evidence={"name_identifier": nid})
 
 
@@ -349,7 +402,7 @@ def _principal_apply(ctx: Any, found: Check) -> list[str]:
 def _principal_verify(ctx: Any, found: Check) -> Proof:
     nid = _spo_name_identifier(ctx)
     principal = _farm(ctx).app_principal(ctx.params.web_application, nid)
-    return Proof(ok=principal is not None,
+    return Proof(ok=principal is not None and principal.display_name == ctx.params.app_principal_display_name,
                  text=f"Get-SPAppPrincipal: {principal.display_name} ({principal.name_identifier})" if principal
                  else f"Get-SPAppPrincipal finds no {nid}",
                  hint="Register it with Register-SPAppPrincipal on the web application's root web.")
@@ -366,26 +419,39 @@ def _realm_check(ctx: Any) -> Check:
     tenant_id = _tenant_id(ctx)
     farm = _farm(ctx)
     current = farm.realm()
+    impact = realm_impact(farm, current, tenant_id)
     changes: list[str] = []
+    if ctx.params.realm_change == "reregister":
+        changes += [f"re-register {item} under realm {tenant_id}" for item in impact.describe()]
     if current != tenant_id:
         changes.append(f"change the farm realm from {current} to {tenant_id}")
-        if ctx.params.realm_change == "reregister":
-            impacted = ctx.facts.get("realm_impact") or {}
-            changes += [f"re-register issuer {i} under the new realm" for i in impacted.get("issuers", [])]
-            changes += [f"re-register app principal {p} under the new realm" for p in impacted.get("app_principals", [])]
-    return Check(found=f"realm {current}", wanted=f"realm {tenant_id} (the tenant id)", changes=changes,
-                 evidence={"realm_before": current, "tenant_id": tenant_id}, data=current)
+    return Check(found=f"realm {current}" + (f"; {len(impact.describe())} registration(s) under an old realm"
+                                            if impact else ""),
+                 wanted=f"realm {tenant_id} (the tenant id)", changes=changes,
+                 evidence={"realm_before": current, "tenant_id": tenant_id, "old_realms": sorted(impact.old_realms),
+                           "under_old_realm": impact.describe()},
+                 data=impact)
 
 
 def _realm_apply(ctx: Any, found: Check) -> list[str]:
     tenant_id = _tenant_id(ctx)
     farm = _farm(ctx)
-    old_realm = found.data
+    impact: RealmImpact = found.data
     made = []
-    farm.set_realm(tenant_id)
-    made.append(f"changed the farm realm from {old_realm} to {tenant_id}")
+    # Moves first, the realm last: a run that stops half-way leaves the farm's realm as it was,
+    # and the next run finds (and finishes) the same work.
     if ctx.params.realm_change == "reregister":
-        made += farm.move_to_realm(ctx.params.web_application, old_realm, tenant_id)
+        for issuer in impact.issuers:
+            moved = farm.move_issuer_to_realm(issuer.name, tenant_id)
+            made.append(f"re-registered issuer {issuer.name} as {moved.registered_issuer_name}")
+        for principal in impact.principals:
+            granted = farm.move_app_principal_to_realm(principal, tenant_id)
+            made.append(f"re-registered app principal {principal.display_name} as {principal.client_id}@{tenant_id}"
+                        f" on {principal.site}" + (f" with {', '.join(granted)}" if granted else ""))
+    before = found.evidence["realm_before"]
+    if before != tenant_id:
+        farm.set_realm(tenant_id)
+        made.append(f"changed the farm realm from {before} to {tenant_id}")
     return made
 
 
@@ -396,29 +462,18 @@ def _realm_verify(ctx: Any, found: Check) -> Proof:
     ok = realm == tenant_id
     evidence: dict[str, Any] = {"farm_realm": realm, "tenant_id": tenant_id}
     text = f"Get-SPAuthenticationRealm = {realm}; tenant id = {tenant_id}"
-    if ok and ctx.params.realm_change == "reregister" and found.data and found.data != tenant_id:
-        missing = _not_moved(ctx, farm, found.data, tenant_id)
-        evidence["not_moved_to_new_realm"] = missing
-        if missing:
+    if ok and ctx.params.realm_change == "reregister":
+        old = set(found.evidence.get("old_realms", []))
+        left = realm_impact(farm, realm, tenant_id, old_realms=old)
+        evidence["still_under_old_realm"] = left.describe()
+        if left:
             ok = False
-            text += f"; not registered under the new realm: {'; '.join(missing)}"
-        else:
+            text += f"; still under an old realm: {'; '.join(left.describe())}"
+        elif old:
             text += "; every issuer and app principal of the old realm is registered under the new one"
     return Proof(ok=ok, text=text, evidence=evidence,
-                 hint="Set-SPAuthenticationRealm -Realm <tenant id>, then re-register what the old realm held.")
-
-
-def _not_moved(ctx: Any, farm: Farm, old_realm: str, new_realm: str) -> list[str]:
-    """Issuers and app principals of the old realm that have no counterpart under the new one."""
-    issuers = farm.trusted_issuers()
-    principals = farm.site_app_principals(ctx.params.web_application)
-    new_ids = {i.registered_issuer_name.rpartition("@")[0].lower() for i in issuers if i.realm == new_realm}
-    new_ids |= {p.name_identifier.rpartition("@")[0].lower() for p in principals if p.realm == new_realm}
-    missing = [f"{i.name} ({i.registered_issuer_name})" for i in issuers
-               if i.is_self_issuer and i.realm == old_realm]
-    missing += [f"{p.display_name} ({p.name_identifier})" for p in principals
-                if p.realm == old_realm and p.name_identifier.rpartition("@")[0].lower() not in new_ids]
-    return missing
+                 hint="Set-SPAuthenticationRealm -Realm <tenant id>, then re-register what the old realm held "
+                      "(run again with realm_change: reregister).")
 
 
 REALM = step("realm", "Set the farm's authentication realm to the tenant id", check=_realm_check,
@@ -428,40 +483,56 @@ REALM = step("realm", "Set the farm's authentication realm to the tenant id", ch
 # -- step 6: ACS proxy and trust broker ----------------------------------------------------
 
 
-def _acs_state(ctx: Any) -> tuple[Any, Any]:
+def _acs_state(ctx: Any) -> tuple[Any, Any, Any]:
+    """The ACS proxy, the issuer for the tenant's ACS metadata, and any issuer holding the wanted name."""
     url = _acs_metadata_url(ctx)
     farm = _farm(ctx)
     proxy = next((x for x in farm.proxies() if x.type == ACS_PROXY_TYPE), None)
-    issuer = next((i for i in farm.trusted_issuers() if same_uri(i.metadata_endpoint, url)), None)
-    return proxy, issuer
+    issuers = farm.trusted_issuers()
+    issuer = next((i for i in issuers if same_metadata_uri(i.metadata_endpoint, url)), None)
+    named = next((i for i in issuers if i.name.lower() == ctx.params.acs_name.lower()), None)
+    return proxy, issuer, named
 
 
 def _acs_check(ctx: Any) -> Check:
     url = _acs_metadata_url(ctx)
-    proxy, issuer = _acs_state(ctx)
+    proxy, issuer, named = _acs_state(ctx)
     name = ctx.params.acs_name
+    found = [f"proxy '{proxy.name}'{'' if proxy.in_default_group else ' (not in the default group)'}"
+             if proxy else "no ACS proxy",
+             f"issuer '{issuer.name}' ({issuer.registered_issuer_name})" if issuer else "no ACS issuer"]
+    wanted = f"ACS proxy in the default group and a trust-broker issuer for {url}"
+    evidence = {"metadata_url": url}
+
+    def fail(problem: str, hint: str) -> Check:
+        return Check(found="; ".join(found), wanted=wanted, evidence=evidence, failure=problem, hint=hint)
+
+    if proxy is not None and not same_metadata_uri(proxy.metadata_endpoint_uri, url):
+        return fail(f"the farm already has an ACS proxy '{proxy.name}' for another endpoint: "
+                    f"{proxy.metadata_endpoint_uri}",
+                    "A farm holds one ACS proxy. Remove it (Remove-SPServiceApplicationProxy) if it belongs to an "
+                    "old tenant, or point this run at that tenant; then run again.")
+    if proxy is not None and not proxy.in_default_group:
+        return fail(f"the ACS proxy '{proxy.name}' is not in the default proxy group",
+                    "Add it: Add-SPServiceApplicationProxyGroupMember -Identity (Get-SPServiceApplicationProxyGroup "
+                    f"-Default) -Member (Get-SPServiceApplicationProxy | ? Name -eq '{proxy.name}'); then run again.")
+    if issuer is None and named is not None:
+        return fail(f"a trusted token issuer named '{named.name}' already exists for "
+                    f"{named.metadata_endpoint or 'a certificate'} ({named.registered_issuer_name})",
+                    f"Remove it if it belongs to an old tenant (Remove-SPTrustedSecurityTokenIssuer '{named.name}' "
+                    "-Confirm:$false), or set acs_name to another name; then run again.")
     changes: list[str] = []
     if proxy is None:
         changes.append(f"create the ACS proxy '{name}' for {url} in the default proxy group")
-    elif not same_uri(proxy.metadata_endpoint_uri, url):
-        raise StepFailed(
-            f"the farm already has an ACS proxy '{proxy.name}' for another endpoint: {proxy.metadata_endpoint_uri}",
-            hint="A farm holds one ACS proxy. Remove it (Remove-SPServiceApplicationProxy) if it belongs to an old "
-                 "tenant, or point this run at that tenant; then run again.",
-        )
     if issuer is None:
         changes.append(f"create the trusted token issuer '{name}' (trust broker) from {url}")
-    found = []
-    found.append(f"proxy '{proxy.name}'{'' if proxy.in_default_group else ' (not in the default group)'}" if proxy else "no ACS proxy")
-    found.append(f"issuer '{issuer.name}' ({issuer.registered_issuer_name})" if issuer else "no ACS issuer")
-    return Check(found="; ".join(found), wanted=f"ACS proxy and trust-broker issuer for {url}", changes=changes,
-                 evidence={"metadata_url": url})
+    return Check(found="; ".join(found), wanted=wanted, changes=changes, evidence=evidence)
 
 
 def _acs_apply(ctx: Any, found: Check) -> list[str]:
     url = _acs_metadata_url(ctx)
     farm = _farm(ctx)
-    proxy, issuer = _acs_state(ctx)
+    proxy, issuer, _ = _acs_state(ctx)
     made = []
     if proxy is None:
         farm.new_acs_proxy(ctx.params.acs_name, url)
@@ -474,7 +545,7 @@ def _acs_apply(ctx: Any, found: Check) -> list[str]:
 
 def _acs_verify(ctx: Any, found: Check) -> Proof:
     tenant_id = _tenant_id(ctx)
-    proxy, issuer = _acs_state(ctx)
+    proxy, issuer, _ = _acs_state(ctx)
     expected = f"{ACS_PRINCIPAL_ID}@{tenant_id}"
     problems = []
     if proxy is None:
