@@ -54,7 +54,9 @@ Reason = Literal[
     "not_yet_valid",
     "wrong_audience",
     "wrong_issuer",
+    "wrong_nameid",
     "unsigned_without_actor",
+    "not_trusted_for_delegation",
 ]
 
 NII_ACTIVE_DIRECTORY = "urn:office:idp:activedirectory"
@@ -75,6 +77,10 @@ _HINTS: dict[str, str] = {
     "wrong_issuer": "The issuer is not the one the receiver trusts: check the realm (tenant id) and issuer id.",
     "unsigned_without_actor": "An unsigned (alg none) token is only acceptable wrapped around a valid "
     "actor token; this one has none, or its actor failed verification.",
+    "wrong_nameid": "The actor speaks for another identity than its issuer: an S2S actor's nameid must be "
+    "<issuer id>@<realm>; check the client id the issuer signs with.",
+    "not_trusted_for_delegation": "An outer (user) token may only wrap an actor marked "
+    "trustedfordelegation=true: the issuer minted an app-only actor and wrapped it.",
 }
 
 
@@ -228,6 +234,7 @@ def verify_token(
     trusted_certificates: Iterable[x509.Certificate],
     audience: str | Callable[[str], bool] | None = None,
     issuer: str | None = None,
+    nameid: str | None = None,
     now: float | None = None,
     leeway: int = DEFAULT_LEEWAY,
 ) -> VerifiedToken:
@@ -235,8 +242,9 @@ def verify_token(
 
     ``trusted_certificates`` are the certificates the receiver trusts for the issuer;
     ``audience`` is the exact audience or a predicate over it; ``issuer`` the expected actor
-    issuer (compared case-insensitively). Raises :class:`TokenError` whose ``reason`` is one
-    of :data:`Reason`.
+    issuer and ``nameid`` the identity the actor must speak for (both compared
+    case-insensitively). An outer token is accepted only around an actor marked
+    ``trustedfordelegation``. Raises :class:`TokenError` whose ``reason`` is one of :data:`Reason`.
     """
     decoded = decode_token(token) if isinstance(token, str) else token
     trusted = list(trusted_certificates)
@@ -245,12 +253,15 @@ def verify_token(
         if decoded.actor is None:
             raise _fail("unsigned_without_actor", "the token is unsigned (alg none) and carries no actortoken")
         try:
-            actor = _verify_signed(decoded.actor, trusted, audience, issuer, clock, leeway)
+            actor = _verify_signed(decoded.actor, trusted, audience, issuer, clock, leeway, nameid)
         except TokenError as exc:
             raise _fail(
                 "unsigned_without_actor",
                 f"the token is unsigned (alg none) and its actor token fails: {exc.message}",
             ) from exc
+        if str(decoded.actor.claims.get("trustedfordelegation", "")).lower() != "true":
+            raise _fail("not_trusted_for_delegation",
+                        "the outer token wraps an actor that is not marked trustedfordelegation=true")
         _check_times(decoded, clock, leeway)
         if str(decoded.claims.get("aud", "")).lower() != actor.audience.lower():
             raise _fail("wrong_audience", f"outer aud {decoded.claims.get('aud')!r} differs from the actor's")
@@ -260,7 +271,7 @@ def verify_token(
             decoded, actor.certificate, actor.audience, actor.issuer, actor.actor_nameid,
             user_nameid=str(decoded.claims.get("nameid") or "") or None,
         )
-    return _verify_signed(decoded, trusted, audience, issuer, clock, leeway)
+    return _verify_signed(decoded, trusted, audience, issuer, clock, leeway, nameid)
 
 
 def _verify_signed(
@@ -270,6 +281,7 @@ def _verify_signed(
     expected_issuer: str | None,
     clock: float,
     leeway: int,
+    expected_nameid: str | None = None,
 ) -> VerifiedToken:
     if token.alg != "RS256":
         raise _fail("unsupported_alg", f"alg {token.alg!r} (expected RS256)")
@@ -295,7 +307,10 @@ def _verify_signed(
         ok = expected_audience(aud) if callable(expected_audience) else aud.lower() == expected_audience.lower()
         if not ok:
             raise _fail("wrong_audience", f"aud {aud!r} is not accepted here")
-    return VerifiedToken(token, cert, aud, iss, str(token.claims.get("nameid", "")))
+    actor_nameid = str(token.claims.get("nameid", ""))
+    if expected_nameid is not None and actor_nameid.lower() != expected_nameid.lower():
+        raise _fail("wrong_nameid", f"nameid {actor_nameid!r} (expected {expected_nameid!r})")
+    return VerifiedToken(token, cert, aud, iss, actor_nameid)
 
 
 def _check_times(token: S2SToken, clock: float, leeway: int) -> None:

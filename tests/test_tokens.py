@@ -88,6 +88,9 @@ def test_each_rejection_has_its_reason(farm: KeyPair, stranger: KeyPair) -> None
     assert reason(actor(farm), trusted, audience=audience(SPO_PRINCIPAL_ID, "other.lab", REALM)) == "wrong_audience"
     assert reason(actor(farm), trusted, issuer=f"{SPO_PRINCIPAL_ID}@{'0' * 8}-0000-0000-0000-{'0' * 12}") == "wrong_issuer"
     assert reason("not-a-token", trusted) == "malformed"
+    assert reason(actor(farm), trusted, nameid=f"someone-else@{REALM}") == "wrong_nameid"
+    app_only = build_outer_token(actor(farm), user_id="S-1-5-21-1-2-3-1104")
+    assert reason(app_only, trusted) == "not_trusted_for_delegation"
     assert reason("eyJhbGciOiJub25lIn0.e30.", trusted) == "unsigned_without_actor"
     # An unsigned outer token whose actor does not verify is worth nothing either.
     forged = build_outer_token(actor(farm, signer=stranger), user_id="S-1-5-21-9")
