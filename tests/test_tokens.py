@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import time
-
 import httpx
+import json
 import pytest
+import ssl
+import time
 
 from runbooklib.errors import TokenError
 from runbooklib.graph import SPO_PRINCIPAL_ID
@@ -110,7 +110,7 @@ def test_token_error_says_what_to_do(farm: KeyPair, stranger: KeyPair) -> None:
 # ---------------------------------------------------------------------- the lab's SharePoint Online
 def spo_get(lab: TenantLab, token: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}" if token else "Bearer"}  # httpx refuses the trailing space .NET sends
-    with httpx.Client(verify=str(lab.ca_bundle)) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(lab.ca_bundle))) as client:
         return client.get(f"{lab.url}/_api/web", headers=headers)
 
 

@@ -4,13 +4,11 @@ for Graph, plain HTTPS for discovery, ACS metadata and error shapes."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import ssl
-import time
-
 import httpx
 import pytest
+import ssl
+import time
 from cryptography import x509
 
 from runbooklib.lab.pki import new_signing_certificate
@@ -20,7 +18,7 @@ from tenant_lab import TenantLab, fresh, tenant_lab  # noqa: F401 - fixtures
 
 
 def get(lab: TenantLab, path: str, **headers: str) -> httpx.Response:
-    with httpx.Client(verify=str(lab.ca_bundle)) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(lab.ca_bundle))) as client:
         return client.get(f"{lab.url}{path}", headers=headers)
 
 
@@ -112,7 +110,7 @@ def test_unknown_tenant_and_unknown_app_get_aadsts_errors(fresh: TenantLab) -> N
 
     assert "AADSTS700016" in sign_in(fresh.tenant.tenant_id, "11111111-2222-3333-4444-555555555555")
     unknown = "99999999-2222-3333-4444-555555555555"
-    with httpx.Client(verify=str(fresh.ca_bundle)) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(fresh.ca_bundle))) as client:
         body = client.post(f"{fresh.url}/{unknown}/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
     assert body.status_code == 404 or "AADSTS90002" in body.text
 
@@ -145,7 +143,7 @@ def test_msal_certificate_assertion_ps256_with_x5t_s256(fresh: TenantLab, tmp_pa
 
 def test_device_code_answer_carries_the_code_and_message(fresh: TenantLab) -> None:
     tid = fresh.tenant.tenant_id
-    with httpx.Client(verify=str(fresh.ca_bundle)) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(fresh.ca_bundle))) as client:
         flow = client.post(f"{fresh.url}/{tid}/oauth2/v2.0/devicecode",
                            data={"client_id": fresh.tenant.runbook_app.client_id, "scope": "openid offline_access"}).json()
         assert flow["user_code"] in flow["message"] and flow["verification_uri"] in flow["message"]
