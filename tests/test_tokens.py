@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import httpx
 import json
-import pytest
 import ssl
 import time
+
+import httpx
+import pytest
 
 from runbooklib.errors import TokenError
 from runbooklib.graph import SPO_PRINCIPAL_ID

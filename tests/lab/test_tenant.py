@@ -4,11 +4,13 @@ for Graph, plain HTTPS for discovery, ACS metadata and error shapes."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
-import httpx
-import pytest
 import ssl
 import time
+
+import httpx
+import pytest
 from cryptography import x509
 
 from runbooklib.lab.pki import new_signing_certificate
