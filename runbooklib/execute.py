@@ -191,6 +191,8 @@ def kernel_name() -> str:
 
 @dataclass
 class RunOutcome:
+    """How a headless run ended, where its record is, and its exit code."""
+
     run_id: str
     scenario: str
     status: str

@@ -433,7 +433,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 f"the key {key!r} first defined at line {seen[key]}", node.start_mark,
-                f"appears again", key_node.start_mark,
+                "appears again", key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)

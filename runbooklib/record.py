@@ -107,6 +107,8 @@ def read_notebook_scraps(notebook: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class IndexEntry:
+    """One line of ``index.jsonl``: a run, where its record is, and the links of the hash chain."""
+
     run_id: str
     scenario: str
     status: str

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import FIXTURE_NOTEBOOK, ROOT, runbook
+from conftest import FIXTURE_NOTEBOOK, runbook
 from runbooklib.execute import kernel_name
 from runbooklib.record import read_notebook_scraps
 

@@ -23,7 +23,6 @@ from runbooklib.secrets import (
     MASK,
     RedactingFilter,
     RedactingStream,
-    SecretRef,
     install_redaction,
     is_secret_ref,
     parse_secret_ref,

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from . import _sharepoint_texts as T
 from . import sharepoint_objects as O
-from .http import LabServer, Request, Response
+from .http import LabServer
 from .pki import KeyPair
 from .sharepoint_cmdlets import FarmOperations, register_cmdlets
 from .sharepoint_state import (

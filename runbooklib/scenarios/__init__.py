@@ -25,6 +25,8 @@ def project_root() -> Path:
 
 @dataclass(frozen=True)
 class ScenarioInfo:
+    """A scenario of the registry: its name, what it builds, and the module holding its steps."""
+
     name: str
     title: str
     module: str  # holds `Parameters` (a pydantic model) and `validate_against(params, inventory)`

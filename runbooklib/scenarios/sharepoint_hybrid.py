@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import InputError, StepFailed
+from ..errors import InputError
 from ..certs import short_thumbprint
 from ..graph import wildcard_spn
 from ..metadata import same_metadata_uri
