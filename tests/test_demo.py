@@ -153,3 +153,24 @@ def test_no_scenarios_yet_says_so_and_succeeds(monkeypatch, tmp_path, capsys):
     assert code == 0
     assert "no scenarios yet" in out
     assert running_pid(lab) is None and not (tmp_path / "records").exists()
+
+
+def test_make_demos_command_runs_the_real_runbooks_against_a_fresh_lab(tmp_path):
+    """What `make demo` runs, with the real registry: every scenario succeeds on a fresh lab."""
+    from conftest import runbook
+
+    lab_dir, archive = tmp_path / ".lab", tmp_path / "records"
+    try:
+        result = runbook("demo", "--lab-dir", str(lab_dir), "--archive", str(archive), timeout=400)
+        assert result.returncode == 0, result.stdout + result.stderr
+        available = [info.name for info in scenarios.available()]
+        assert "sharepoint-hybrid" in available
+        for name in available:
+            row = next(line for line in result.stdout.splitlines() if line.startswith(name) and "succeeded" in line)
+            assert int(row.split()[2]) > 0, row  # a fresh lab always needs changes
+        entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+        assert {e["scenario"] for e in entries} == set(available)
+        assert all(e["status"] == "succeeded" for e in entries)
+        assert f"runbook lab down --dir {lab_dir}" in result.stdout
+    finally:
+        lab_command("down", lab_dir)
