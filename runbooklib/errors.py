@@ -63,6 +63,14 @@ class RunbookError(Exception):
             return f"{self.message}\n  → {self.hint}"
         return self.message
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows this error in a notebook: what happened and what to do, without the
+        Python stack — these are the runbook's expected failures, not defects."""
+        lines = [f"\x1b[1;31m{type(self).__name__}\x1b[0m: {self.message}"]
+        if self.hint:
+            lines.append(f"\x1b[1mWhat to do:\x1b[0m {self.hint}")
+        return lines
+
 
 class InputError(RunbookError):
     """Invalid parameters, inventory or secret reference, caught before anything is contacted.

@@ -182,7 +182,8 @@ class Run:
         _show(result)
         if result.status is Status.FAILED:
             self._close("failed")
-            raise StepFailed(f"step {result.id} failed: {result.error}", hint=result.hint, step=result.id)
+            hint = f"{result.hint} In a guided run, fix the cause, then run this cell again and carry on."
+            raise StepFailed(f"step {result.id} failed: {result.error}", hint=hint, step=result.id)
 
     @property
     def results(self) -> list[StepResult]:
