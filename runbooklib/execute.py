@@ -249,6 +249,14 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> Run
         # that archives to the same place.
         "lock_dir": str((archive / ".locks").resolve()),
     }
+    if request.mode == "apply":
+        plan = Archive(archive).find_plan(request.scenario, request.ticket)
+        if plan is not None:
+            entry, scraps = plan
+            # The apply run shows, step by step, whether it did what the approved plan said.
+            run_context["plan"] = {"run_id": entry.run_id, "steps": {
+                s["id"]: {"status": s["status"], "changes": s.get("changes") or []}
+                for s in scraps.get("steps") or []}}
     handler = _EchoHandler()
     pm_log = logging.getLogger("papermill")
     propagate = pm_log.propagate

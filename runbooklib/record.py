@@ -226,6 +226,21 @@ class Archive:
                                    hint="Run 'runbook verify-archive' to see every problem.") from None
         return result
 
+    def find_plan(self, scenario: str, ticket: str) -> tuple[IndexEntry, dict[str, Any]] | None:
+        """The newest planned run of ``scenario`` for change ticket ``ticket``, with its scraps."""
+        if not ticket or not self.index_path.exists():
+            return None
+        for entry in reversed(self.entries()):
+            if entry.scenario != scenario or entry.status != "planned":
+                continue
+            try:
+                scraps = read_notebook_scraps(self.read_record(entry))
+            except (OSError, ValueError):
+                continue
+            if (scraps.get("run") or {}).get("ticket") == ticket:
+                return entry, scraps
+        return None
+
     def read_record(self, entry: IndexEntry) -> dict[str, Any]:
         return json.loads((self.root / entry.path).read_text(encoding="utf-8"))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import InputError, RunbookError, StepFailed
 from .record import glue, sha256_file, utc_iso, utc_now
-from .steps import Mode, Status, Step, StepEngine, StepResult
+from .steps import Mode, Status, Step, StepEngine, StepResult, compare_with_plan
 
 __all__ = ["Run", "Summary", "start"]
 
@@ -179,6 +179,13 @@ class Run:
         Python read :attr:`results`.
         """
         result = self.engine.run(step)
+        plan = self._context.get("plan")
+        if plan and result.status is not Status.FAILED:
+            words, matches = compare_with_plan(result, plan["steps"].get(result.id), plan["run_id"])
+            result.plan = words
+            if not matches:
+                result.warnings.append(f"differs from the approved plan: {words}")
+                self.warn(f"step {result.id} differs from the approved plan: {words}")
         _show(result)
         if result.status is Status.FAILED:
             self._close("failed")
@@ -243,6 +250,7 @@ class Run:
             "parameters": redact_data(params),
             "warnings": [redact(w) for w in self.warnings],
             "shells_opened": shells_opened or {},
+            "plan_run_id": (self._context.get("plan") or {}).get("run_id"),
         }
 
     def header(self) -> "Text":

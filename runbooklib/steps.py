@@ -165,6 +165,7 @@ class StepResult:
     warnings: list[str] = field(default_factory=list)
     hint: str | None = None
     error: str | None = None
+    plan: str | None = None  # how this outcome compares with the approved plan, when there is one
 
     @property
     def changed_count(self) -> int:
@@ -184,6 +185,7 @@ class StepResult:
             "proof": self.proof,
             "warnings": list(self.warnings),
             "error": self.error,
+            "plan": self.plan,
         }
 
     # -- rendering -------------------------------------------------------------------------
@@ -204,6 +206,7 @@ class StepResult:
             ("wanted", self.wanted),
             ("action", self.action_text()),
             ("proof", self.proof),
+            ("plan", self.plan or ""),
         ):
             if value:
                 lines.append(f"    {label:<7} {value}")
@@ -238,7 +241,7 @@ class StepResult:
             + "".join(f"<th style='text-align:left'>{h}</th>" for h in ("found", "wanted", "action", "result", "proof"))
             + f"</tr></thead><tbody><tr>{row}</tr></tbody></table>"
         )
-        extras = ""
+        extras = f"<div><b>Plan:</b> {esc(self.plan)}</div>" if self.plan else ""
         for warning in self.warnings:
             extras += (
                 "<div style='background:#fff8c5;border-left:4px solid #9a6700;padding:4px 8px;margin:4px 0'>"
@@ -249,6 +252,24 @@ class StepResult:
         if self.hint:
             extras += f"<div><b>What to do:</b> {esc(self.hint)}</div>"
         return head + table + extras
+
+
+def compare_with_plan(result: StepResult, planned: dict[str, Any] | None, plan_run: str) -> tuple[str, bool]:
+    """How a step's outcome in an apply run compares with the plan: (words, matches)."""
+    if planned is None:
+        return f"not in plan {plan_run}", False
+    was, wanted = planned.get("status"), len(planned.get("changes") or [])
+    if result.status is Status.CHANGED and was == "planned":
+        if len(result.changes) == wanted:
+            return f"as planned in run {plan_run}", True
+        return f"made {len(result.changes)} change(s) where plan {plan_run} listed {wanted}", False
+    if result.status is Status.OK and was == "planned":
+        return f"plan {plan_run} listed {wanted} change(s), but none were needed any more", False
+    if result.status is Status.CHANGED and was in ("ok", "skipped"):
+        return f"changed although plan {plan_run} found nothing to change", False
+    if result.status.value == was:
+        return f"as planned in run {plan_run}", True
+    return f"{result.status.value} where plan {plan_run} was {was}", result.status is not Status.FAILED
 
 
 def _json_safe(value: Any) -> Any:

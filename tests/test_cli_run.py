@@ -134,3 +134,35 @@ def test_unknown_scenario_is_input_error(tmp_path):
     assert result.returncode == 2
     assert "unknown scenario" in result.stderr
     assert not (tmp_path / "records").exists()
+
+
+def test_an_apply_run_shows_step_by_step_that_it_did_what_the_plan_of_its_ticket_said(tmp_path):
+    archive = tmp_path / "records"
+    common = ["-p", f"workdir={tmp_path}", "--archive", str(archive)]
+    assert runbook("run", str(FIXTURE_NOTEBOOK), *common, "--plan", "--ticket", "CHG-7").returncode == 0
+    applied = runbook("run", str(FIXTURE_NOTEBOOK), *common, "--ticket", "CHG-7")
+    assert applied.returncode == 0, applied.stderr
+    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict
+    assert scraps["run"]["plan_run_id"] == entries[0]["run_id"]
+    assert [s["plan"] for s in scraps["steps"]] == [f"as planned in run {entries[0]['run_id']}"] * 2
+    assert scraps["run"]["warnings"] == []
+
+
+def test_an_apply_run_that_departs_from_its_plan_says_so(tmp_path):
+    archive = tmp_path / "records"
+    common = ["-p", f"workdir={tmp_path}", "--archive", str(archive)]
+    assert runbook("run", str(FIXTURE_NOTEBOOK), *common, "--plan", "--ticket", "CHG-8").returncode == 0
+    (tmp_path / "first").write_text("made by hand after the plan was approved\n")
+    applied = runbook("run", str(FIXTURE_NOTEBOOK), *common, "--ticket", "CHG-8")
+    assert applied.returncode == 0, applied.stderr
+    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict
+    first, second = scraps["steps"]
+    assert "none were needed any more" in first["plan"]
+    assert second["plan"].startswith("as planned")
+    assert any("differs from the approved plan" in w for w in scraps["run"]["warnings"])
+    other_ticket = runbook("run", str(FIXTURE_NOTEBOOK), *common, "--ticket", "CHG-9")
+    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict
+    assert other_ticket.returncode == 0 and scraps["run"]["plan_run_id"] is None
