@@ -201,13 +201,14 @@ class StepResult:
 
     def __str__(self) -> str:
         lines = [f"{_MARKS[self.status]} {self.status.value:<8} {self.id} — {self.title}"]
-        for label, value in (
-            ("found", self.found),
-            ("wanted", self.wanted),
-            ("action", self.action_text()),
-            ("proof", self.proof),
-            ("plan", self.plan or ""),
-        ):
+        several = len(self.changes) > 1 and self.status in (Status.CHANGED, Status.PLANNED)
+        action = ("would:" if self.status is Status.PLANNED else "") if several else self.action_text()
+        for label, value in (("found", self.found), ("wanted", self.wanted), ("action", action or " ")):
+            if value:
+                lines.append(f"    {label:<7} {value}".rstrip())
+        if several:
+            lines += [f"      - {change}" for change in self.changes]
+        for label, value in (("proof", self.proof), ("plan", self.plan or "")):
             if value:
                 lines.append(f"    {label:<7} {value}")
         for warning in self.warnings:
