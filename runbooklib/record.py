@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._kernel import in_kernel
 from .errors import ArchiveError
 
 __all__ = [
@@ -82,11 +83,7 @@ def glue(name: str, data: Any) -> None:
     Outside a notebook kernel there is no cell to record into, and nothing is shown.
     """
     json.dumps(data)  # fail here, in the kernel, rather than as an unreadable record
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    if get_ipython() is None or get_ipython().__class__.__name__ != "ZMQInteractiveShell":
+    if not in_kernel():
         return
     from IPython.display import display
 

@@ -20,6 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from ._kernel import in_kernel
 from .errors import InputError, RunbookError, StepFailed
 from .record import glue, sha256_file, utc_iso, utc_now
 from .steps import Mode, Status, Step, StepEngine, StepResult, compare_with_plan
@@ -42,18 +43,9 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
-
-
 def _show(obj: Any) -> None:
     """Show a result: rich in a notebook, text elsewhere."""
-    if _in_notebook():
+    if in_kernel():
         from IPython.display import display
 
         display(obj)
