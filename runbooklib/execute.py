@@ -122,11 +122,16 @@ def _load_params_file(path: Path) -> dict[str, Any]:
 
 
 def _check_supported(servers: list[Any]) -> None:
+    from .remote import auth_support_problem
+
     for server in servers:
         if server.auth == "certificate":
             raise InputError("certificate authentication to remote PowerShell is not supported yet",
                              field=f"servers.{server.name}.auth",
                              hint="Use credssp (SharePoint cmdlets need the second hop), kerberos or ntlm.")
+        problem = auth_support_problem(server.auth)
+        if problem:
+            raise InputError(problem, field=f"servers.{server.name}.auth")
 
 
 def _check_secrets(inventory: Any, servers: list[Any], tenants: list[Any]) -> list[str]:

@@ -301,6 +301,27 @@ class _Endpoint:
     ca_bundle: Path | None
 
 
+def auth_support_problem(auth: str) -> str | None:
+    """Why this machine cannot use ``auth`` for PowerShell remoting, or None when it can.
+
+    CredSSP needs requests-credssp (a dependency); Kerberos needs GSSAPI bindings and the system's
+    Kerberos libraries, which only some machines have (the ``kerberos`` extra).
+    """
+    auth = auth.lower()
+    if auth == "credssp":
+        try:
+            import requests_credssp  # noqa: F401
+        except ImportError:
+            return "CredSSP needs the requests-credssp package: reinstall s2s-runbooks with its dependencies"
+    if auth == "kerberos":
+        try:
+            import gssapi  # noqa: F401
+        except ImportError:
+            return ("Kerberos needs GSSAPI: install the system's Kerberos libraries (e.g. libkrb5-dev) and "
+                    "pip install 's2s-runbooks[kerberos]', or use credssp/ntlm")
+    return None
+
+
 def _endpoint(target: Any) -> _Endpoint:
     name = str(getattr(target, "name", "") or "server")
     url = str(getattr(target, "winrm", "") or "")
@@ -312,6 +333,9 @@ def _endpoint(target: Any) -> _Endpoint:
     if auth not in _AUTH:
         raise InputError(f"{name}: authentication {auth!r} is not supported for PowerShell remoting here",
                          hint="Use basic (HTTPS only), ntlm, kerberos or credssp.")
+    problem = auth_support_problem(auth)
+    if problem:
+        raise InputError(f"{name}: {problem}", field=f"servers.{name}.auth")
     if parts.scheme == "http":
         if auth == "basic":
             raise InputError(f"{name}: Basic authentication over plain HTTP would send the password in clear",
