@@ -88,16 +88,23 @@ class Summary:
 
     def _repr_html_(self) -> str:
         esc = html.escape
+        cell = "style='text-align:left;vertical-align:top'"
+
+        def detail(r: StepResult) -> str:
+            if r.changes and r.status in (Status.CHANGED, Status.PLANNED):
+                return "<br>".join(esc(c) for c in r.changes)
+            return esc(r.proof)
+
         rows = "".join(
-            f"<tr><td>{esc(r.id)}</td><td>{esc(r.title)}</td><td>{esc(r.status.value)}</td>"
-            f"<td>{esc('; '.join(r.changes) or r.proof)}</td></tr>"
+            f"<tr><td {cell}>{esc(r.title)}</td><td {cell}>{esc(r.status.value)}</td><td {cell}>{detail(r)}</td></tr>"
             for r in self.results
         )
         warn = "".join(f"<li>{esc(w)}</li>" for w in self.warnings)
+        head = "".join(f"<th {cell}>{h}</th>" for h in ("step", "status", "changes / proof"))
         return (
             f"<h4>Run {esc(self.run_id)} — {esc(self.status)}</h4>"
-            "<table><thead><tr><th>step</th><th>title</th><th>status</th><th>changes / proof</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><p>Changes made: <b>{self.changes}</b></p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            f"<p>Changes made: <b>{self.changes}</b></p>"
             + (f"<p><b>Warnings</b></p><ul>{warn}</ul>" if warn else "")
         )
 
