@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     run_options(p_prep)
     p_prep.add_argument("--out", required=True, metavar="FILE.ipynb", help="where to write the notebook")
 
+    p_arch = sub.add_parser("archive", help="archive a guided run's saved notebook as its record")
+    p_arch.add_argument("notebook", metavar="FILE.ipynb", help="the notebook saved after a guided run")
+    p_arch.add_argument("--archive", metavar="DIR", help=f"archive directory (default ${ARCHIVE_ENV} or ./records)")
+
     p_hist = sub.add_parser("history", help="list archived runs")
     p_hist.add_argument("--archive", metavar="DIR")
     p_hist.add_argument("--json", action="store_true", help="one JSON object per run")
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "prepare":
             return _cmd_prepare(args)
+        if args.command == "archive":
+            return _cmd_archive(args)
         if args.command == "history":
             return _cmd_history(args)
         if args.command == "verify-archive":
@@ -162,6 +168,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 # -- archive ----------------------------------------------------------------------------------
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from .record import archive_guided_run
+
+    entry = archive_guided_run(Path(args.notebook), _archive_dir(args.archive))
+    print(f"archived run {entry.run_id} ({entry.scenario}, {entry.status}) as "
+          f"{_archive_dir(args.archive) / entry.path}")
+    return 0
 
 
 def _cmd_history(args: argparse.Namespace) -> int:

@@ -190,3 +190,33 @@ def test_history_of_an_empty_archive_says_so(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"no runs archived in {tmp_path / 'records'}"
     assert runbook("history", "--archive", str(tmp_path / "records"), "--json").stdout == ""
+
+
+# -- archiving a guided run --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_guided_runs_saved_notebook_is_archived_once_under_its_own_run_id(tmp_path):
+    guided, work, archive = tmp_path / "guided.ipynb", tmp_path / "work", tmp_path / "records"
+    work.mkdir()
+    assert runbook("prepare", str(FIXTURE_NOTEBOOK), "-p", f"workdir={work}", "--ticket", "CHG-5",
+                   "--out", str(guided)).returncode == 0
+    not_run = runbook("archive", str(guided), "--archive", str(archive))
+    assert not_run.returncode == 2 and "no finished run" in not_run.stderr
+    assert not archive.exists()
+
+    nb = nbformat.read(guided, as_version=4)
+    NotebookClient(nb, kernel_name=kernel_name(), timeout=120,
+                   resources={"metadata": {"path": str(FIXTURE_NOTEBOOK.parent)}}).execute()
+    nbformat.write(nb, guided)  # what "Save" in JupyterLab does
+    run_id = read_notebook_scraps(nb)["run"]["run_id"]
+
+    archived = runbook("archive", str(guided), "--archive", str(archive))
+    assert archived.returncode == 0, archived.stderr
+    entry = json.loads((archive / "index.jsonl").read_text())
+    assert entry["run_id"] == run_id and entry["status"] == "succeeded" and entry["scenario"] == "steps-fixture"
+    assert runbook("verify-archive", "--archive", str(archive)).returncode == 0
+    again = runbook("archive", str(guided), "--archive", str(archive))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    history = runbook("history", "--archive", str(archive), "--json")
+    assert json.loads(history.stdout.splitlines()[0])["ticket"] == "CHG-5"
