@@ -5,6 +5,10 @@ HTTP server answers each request in its own thread while pipelines run in worker
 Every touch of the pool or its pipelines happens under the shell's lock; a condition on that
 lock wakes long-polling Receives when output appears.
 
+A shell also owns its runspace's session state (:attr:`Shell.session`): one dict, created with the
+shell and dropped with it, handed to every pipeline run in it — what a real runspace remembers
+between commands (loaded snap-ins and modules).
+
 psrpcore keeps one outbound queue for the pool and all its pipelines, but WS-Man hands data out
 per target (a Receive names one CommandId, or none for the pool). The shell therefore drains
 psrpcore's queue into one queue per target and serves each Receive from its own.
@@ -39,8 +43,8 @@ __all__ = ["Shell", "PipelineRunner"]
 
 log = logging.getLogger(__name__)
 
-# runner(commands, pipeline input, sink) -> outcome; runs in the pipeline's worker thread.
-PipelineRunner = Callable[[list[CommandSpec], list[Any], PipelineSink], PipelineOutcome]
+# runner(commands, pipeline input, sink, session) -> outcome; runs in the pipeline's worker thread.
+PipelineRunner = Callable[[list[CommandSpec], list[Any], PipelineSink, dict[str, Any]], PipelineOutcome]
 
 # Once a pipeline has output but is still running, a Receive waits this long for it to finish so
 # that a short command costs exactly one Receive (measured: 2 WS-Man requests per pipeline).
@@ -106,6 +110,9 @@ class Shell:
         self._queues: dict[uuid.UUID | None, deque[bytes]] = {}
         self._runs: dict[uuid.UUID, _Run] = {}
         self.closed = False
+        # The runspace's session state, shared by this shell's pipelines (the dispatcher's only
+        # writes are whole-key dict operations, which need no lock beyond the GIL).
+        self.session: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ inbound
 
@@ -174,7 +181,7 @@ class Shell:
     def _execute(self, run: _Run) -> None:
         assert run.commands is not None
         try:
-            outcome = self._runner(run.commands, list(run.input), _Sink(self, run))
+            outcome = self._runner(run.commands, list(run.input), _Sink(self, run), self.session)
         except Exception:  # the runner already turns handler errors into outcomes; this is a lab bug
             log.exception("pipeline %s crashed", run.command_id)
             outcome = PipelineOutcome()

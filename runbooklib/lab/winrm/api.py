@@ -24,6 +24,21 @@ the client — which, like the product, a handler must refuse where it needs a l
 Values handlers return: the same plain types, or :class:`PSObj` for a typed object (its type
 names are sent as a real server would send them, e.g. ``Microsoft.SharePoint.SPAppPrincipal``;
 the client sees ``Deserialized.`` prepended).
+
+Session state: each runspace pool (one WS-Man shell) has one ``Invocation.session`` dict that
+lives as long as the shell and is shared by every pipeline run in it, and by nothing else: a
+second pool on the same server starts empty, as a new runspace does. The lab keeps in it what
+a real runspace remembers between commands — which snap-ins and modules are loaded
+(:func:`loaded_sources`); products may keep their own keys (prefix them with the product name).
+
+Snap-ins and modules: a product declares what it offers (``table.snapin(name)`` /
+``table.module(name)``) and registers its cmdlets and templates with ``source=<that name>``.
+Such a command exists in a runspace only after ``Add-PSSnapin`` / ``Import-Module`` loaded its
+source there; before that the endpoint answers it as PowerShell answers an unknown command
+(``CommandNotFoundException``), and a template with a source fails the same way, naming the
+first of the source's cmdlets its script uses. ``Add-PSSnapin``, ``Get-PSSnapin``,
+``Import-Module``, ``Get-Module`` and ``Get-Command`` are answered by every lab endpoint
+(:mod:`runbooklib.lab.winrm.builtins`).
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 __all__ = [
     "COMMON_PARAMETERS",
+    "CORE_SNAPIN",
     "CommandTable",
     "Credential",
     "DeserializedObject",
@@ -42,8 +58,12 @@ __all__ = [
     "ParamSpec",
     "PSObj",
     "Secret",
+    "Source",
     "TEMPLATE_MARKER",
     "TerminatingError",
+    "load_source",
+    "loaded_sources",
+    "source_loaded",
 ]
 
 TEMPLATE_MARKER = "# runbook-template:"
@@ -137,6 +157,8 @@ class Invocation(Protocol):
     input: list[Any]             # pipeline input from the previous command
     user: str                    # the authenticated account, e.g. ``LAB\\spadmin``
     server: str                  # the lab server name, e.g. ``sp-a``
+    session: dict[str, Any]      # this runspace pool's state: one dict per shell, as long as it lives
+    commands: "CommandTable"     # everything this server answers (built-ins included)
 
     def param(self, name: str, default: Any = None) -> Any: ...
     def has(self, name: str) -> bool: ...
@@ -156,6 +178,41 @@ class _Entry:
     name: str
     handler: Handler
     parameters: dict[str, ParamSpec] | None
+    source: str | None = None   # the snap-in or module that brings this command, if any
+
+
+@dataclass(frozen=True)
+class Source:
+    """A snap-in or module a server offers: what ``Add-PSSnapin`` / ``Import-Module`` can load."""
+
+    name: str
+    kind: str                    # "snapin" | "module"
+    version: str = ""
+    description: str = ""
+
+
+# The snap-in every runspace starts with (it holds Add-PSSnapin, Import-Module, Get-Command …).
+CORE_SNAPIN = "Microsoft.PowerShell.Core"
+_LOADED = "lab.loaded_sources"   # session key: {lower-case name: Source}, in load order
+
+
+def loaded_sources(session: dict[str, Any]) -> list[Source]:
+    """The snap-ins and modules loaded into this runspace, in load order (the core snap-in excluded)."""
+    return list(session.get(_LOADED, {}).values())
+
+
+def source_loaded(session: dict[str, Any], name: str) -> bool:
+    """Whether snap-in or module ``name`` is loaded in this runspace (the core snap-in always is)."""
+    return name.lower() == CORE_SNAPIN.lower() or name.lower() in session.get(_LOADED, {})
+
+
+def load_source(session: dict[str, Any], source: Source) -> bool:
+    """Load ``source`` into this runspace; ``False`` if it already was."""
+    loaded = session.setdefault(_LOADED, {})
+    if source.name.lower() in loaded:
+        return False
+    loaded[source.name.lower()] = source
+    return True
 
 
 class CommandTable:
@@ -164,25 +221,65 @@ class CommandTable:
     def __init__(self) -> None:
         self._cmdlets: dict[str, _Entry] = {}
         self._templates: dict[tuple[str, str], _Entry] = {}
+        self._sources: dict[str, Source] = {}
 
-    def cmdlet(self, name: str, parameters: dict[str, ParamSpec] | None = None) -> Callable[[Handler], Handler]:
-        """Decorator: register ``name``. With ``parameters``, unknown or missing mandatory ones fail binding."""
+    def cmdlet(self, name: str, parameters: dict[str, ParamSpec] | None = None, *,
+               source: str | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: register ``name``. With ``parameters``, unknown or missing mandatory ones fail binding.
+
+        ``source`` names the snap-in or module the cmdlet comes in: until that is loaded in a
+        runspace, the cmdlet does not exist there.
+        """
 
         def register(fn: Handler) -> Handler:
-            self._cmdlets[name.lower()] = _Entry(name, fn, parameters)
+            self._cmdlets[name.lower()] = _Entry(name, fn, parameters, source)
             return fn
 
         return register
 
-    def template(self, name: str, version: int, parameters: dict[str, ParamSpec] | None = None
-                 ) -> Callable[[Handler], Handler]:
-        """Decorator: register script template ``name`` at ``version``."""
+    def template(self, name: str, version: int, parameters: dict[str, ParamSpec] | None = None, *,
+                 source: str | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: register script template ``name`` at ``version``.
+
+        With ``source``, the template fails like its script would in a runspace where that
+        snap-in or module is not loaded: at the first of the source's cmdlets it uses.
+        """
 
         def register(fn: Handler) -> Handler:
-            self._templates[(name.lower(), str(version))] = _Entry(name, fn, parameters)
+            self._templates[(name.lower(), str(version))] = _Entry(name, fn, parameters, source)
             return fn
 
         return register
+
+    def snapin(self, name: str, *, version: str = "", description: str = "") -> Source:
+        """Declare a registered snap-in this server offers (``Add-PSSnapin -Name <name>`` loads it)."""
+        self._sources[name.lower()] = Source(name, "snapin", version, description)
+        return self._sources[name.lower()]
+
+    def module(self, name: str, *, version: str = "", description: str = "") -> Source:
+        """Declare a module this server offers (``Import-Module -Name <name>`` loads it)."""
+        self._sources[name.lower()] = Source(name, "module", version, description)
+        return self._sources[name.lower()]
+
+    def find_source(self, name: str, kind: str | None = None) -> Source | None:
+        """The offered snap-in or module ``name`` (of ``kind`` when given)."""
+        found = self._sources.get(name.lower())
+        return found if found is not None and (kind is None or found.kind == kind) else None
+
+    def sources(self, kind: str | None = None) -> list[Source]:
+        """Every snap-in and module this server offers (of ``kind`` when given)."""
+        return [s for s in self._sources.values() if kind is None or s.kind == kind]
+
+    def available_cmdlet(self, name: str, session: dict[str, Any]) -> _Entry | None:
+        """The cmdlet ``name`` as this runspace sees it: ``None`` if unknown or its source is not loaded."""
+        entry = self.find_cmdlet(name)
+        if entry is None or (entry.source is not None and not source_loaded(session, entry.source)):
+            return None
+        return entry
+
+    def cmdlets(self) -> Iterable[_Entry]:
+        """Every registered cmdlet, loaded or not."""
+        return iter(list(self._cmdlets.values()))
 
     def find_cmdlet(self, name: str) -> _Entry | None:
         return self._cmdlets.get(name.lower())
@@ -198,4 +295,5 @@ class CommandTable:
         merged = CommandTable()
         merged._cmdlets = {**self._cmdlets, **other._cmdlets}
         merged._templates = {**self._templates, **other._templates}
+        merged._sources = {**self._sources, **other._sources}
         return merged

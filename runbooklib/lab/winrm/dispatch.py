@@ -2,8 +2,11 @@
 
 This is where the lab behaves like a PowerShell host with a fixed command set:
 
-* a cmdlet name resolves case-insensitively to its handler; an unknown name is the terminating
+* a cmdlet name resolves case-insensitively to its handler; an unknown name — or a cmdlet whose
+  snap-in or module is not loaded in this runspace pool's session — is the terminating
   ``CommandNotFoundException`` PowerShell gives;
+* a template registered with a source fails the same way while that source is not loaded,
+  naming the first of the source's cmdlets its script text uses (as the script would fail there);
 * ``add_script`` text runs only if its first line is the template marker
   ``# runbook-template: <name> v<N>`` naming a registered template — anything else is refused
   the way a no-language endpoint refuses script text;
@@ -46,6 +49,7 @@ from psrpcore.types import (
     add_note_property,
 )
 
+from . import _powershell_texts as texts
 from .api import (
     COMMON_PARAMETERS,
     TEMPLATE_MARKER,
@@ -57,6 +61,7 @@ from .api import (
     PSObj,
     Secret,
     TerminatingError,
+    source_loaded,
 )
 
 __all__ = [
@@ -68,6 +73,8 @@ __all__ = [
     "to_plain",
     "to_psrp",
     "parse_template_marker",
+    "command_not_found",
+    "first_command_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -235,18 +242,29 @@ def _binding_error(command: str, message: str, error_id: str, *, target: Any = N
 
 
 def command_not_found(name: str) -> ErrorRecord:
+    """The record PowerShell ends a pipeline with when ``name`` is no command in this runspace."""
     spec = ErrorSpec(
-        message=(
-            f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
-            "program. Check the spelling of the name, or if a path was included, verify that the path is "
-            "correct and try again."
-        ),
-        error_id="CommandNotFoundException",
+        message=texts.command_not_found(name),
+        error_id=texts.COMMAND_NOT_FOUND_ID,
         category="ObjectNotFound",
-        exception_type="System.Management.Automation.CommandNotFoundException",
+        exception_type=texts.COMMAND_NOT_FOUND_EXCEPTION,
         target=name,
     )
     return error_record(spec, None, activity="")
+
+
+_BLOCK_COMMENT = re.compile(r"<#.*?#>", re.S)
+_LINE_COMMENT = re.compile(r"(?m)(^|\s)#.*$")
+_COMMAND_WORD = re.compile(r"(?<![\w$.\-])([A-Za-z]+-[A-Za-z0-9]+)(?![\w\-])")
+
+
+def first_command_of(script: str, names: set[str]) -> str | None:
+    """The first word of ``script`` (comments skipped) that is one of ``names`` (lower-case), as written."""
+    body = _LINE_COMMENT.sub(r"\1", _BLOCK_COMMENT.sub("", script))
+    for match in _COMMAND_WORD.finditer(body):
+        if match.group(1).lower() in names:
+            return match.group(1)
+    return None
 
 
 # --------------------------------------------------------------------------- value conversion
@@ -456,13 +474,16 @@ class _Invocation:
     """What a handler sees of one command (implements ``api.Invocation``)."""
 
     def __init__(self, *, command: str, bound: _Bound, input: list[Any], user: str, server: str,
-                 sink: PipelineSink, emit: Callable[[Any], None]) -> None:
+                 sink: PipelineSink, emit: Callable[[Any], None], session: dict[str, Any],
+                 commands: CommandTable) -> None:
         self.command = command
         self.parameters = bound.parameters
         self.arguments = bound.arguments
         self.input = input
         self.user = user
         self.server = server
+        self.session = session
+        self.commands = commands
         self._sink = sink
         self._emit = emit
         self._lower = {k.lower(): k for k in bound.parameters}
@@ -505,10 +526,10 @@ class _Invocation:
         return self._sink.stopping
 
 
-def _resolve(table: CommandTable, cmd: CommandSpec, server: str):
+def _resolve(table: CommandTable, cmd: CommandSpec, server: str, session: dict[str, Any]):
     """(entry, display name) for a command; raises _Stop with PowerShell's refusal otherwise."""
     if not cmd.is_script:
-        entry = table.find_cmdlet(cmd.text.strip())
+        entry = table.available_cmdlet(cmd.text.strip(), session)
         if entry is None:
             raise _Stop(command_not_found(cmd.text.strip()))
         return entry, entry.name
@@ -540,6 +561,19 @@ def _resolve(table: CommandTable, cmd: CommandSpec, server: str):
     return entry, entry.name
 
 
+def _refuse_unloaded_template(table: CommandTable, entry: Any, script: str, server: str) -> None:
+    """A template whose snap-in or module is not loaded fails where its script would: at the first
+    cmdlet of that source it calls (templates set ``$ErrorActionPreference = 'Stop'``)."""
+    source = entry.source.lower()
+    names = {e.name.lower() for e in table.cmdlets() if (e.source or "").lower() == source}
+    first = first_command_of(script, names)
+    if first is None:  # a template that calls none of its source's cmdlets: a registration mistake
+        log.warning("%s: template %s names source %s but calls none of its cmdlets", server, entry.name,
+                    entry.source)
+        first = entry.name
+    raise _Stop(command_not_found(first))
+
+
 def _statements(commands: list[CommandSpec]) -> list[list[CommandSpec]]:
     statements: list[list[CommandSpec]] = [[]]
     for cmd in commands:
@@ -551,8 +585,14 @@ def _statements(commands: list[CommandSpec]) -> list[list[CommandSpec]]:
 
 def run_pipeline(table: CommandTable, commands: list[CommandSpec], pipeline_input: list[Any], *,
                  sink: PipelineSink, user: str, server: str,
-                 injected_failure: str | None = None) -> PipelineOutcome:
-    """Run every statement of the pipeline; the outcome says whether it ends Completed or Failed."""
+                 injected_failure: str | None = None,
+                 session: dict[str, Any] | None = None) -> PipelineOutcome:
+    """Run every statement of the pipeline; the outcome says whether it ends Completed or Failed.
+
+    ``session`` is the runspace pool's state (one dict per shell); ``None`` runs in a fresh one.
+    """
+    if session is None:
+        session = {}
     if injected_failure is not None:
         first = commands[0].text if commands and not commands[0].is_script else None
         return PipelineOutcome(error_record(ErrorSpec(
@@ -568,15 +608,17 @@ def run_pipeline(table: CommandTable, commands: list[CommandSpec], pipeline_inpu
             first_statement = False
             for position, cmd in enumerate(statement):
                 last = position == len(statement) - 1
-                entry, name = _resolve(table, cmd, server)
+                entry, name = _resolve(table, cmd, server, session)
                 try:
                     bound = _bind(name, entry.parameters, cmd.parameters)
                 except TerminatingError as exc:
                     raise _Stop(error_record(exc.spec, name)) from None
+                if cmd.is_script and entry.source is not None and not source_loaded(session, entry.source):
+                    _refuse_unloaded_template(table, entry, cmd.text, server)
                 produced: list[Any] = []
                 emit = (lambda v: sink.output(to_psrp(v))) if last else produced.append
                 invocation = _Invocation(command=name, bound=bound, input=current_input, user=user,
-                                         server=server, sink=sink, emit=emit)
+                                         server=server, sink=sink, emit=emit, session=session, commands=table)
                 try:
                     entry.handler(invocation)
                 except TerminatingError as exc:

@@ -5,6 +5,10 @@ Authentication is HTTP Basic over the server's TLS, as a WinRM listener with ``B
 accepts it (``WWW-Authenticate: Basic realm="WSMAN"``; wrong credentials → 401, nothing else
 said). Each shell belongs to the account that created it.
 
+Every endpoint also answers the engine built-ins (``Add-PSSnapin``, ``Get-PSSnapin``,
+``Import-Module``, ``Get-Module``, ``Get-Command``; :mod:`.builtins`), merged under the product's
+table; each shell keeps its own session state, so what one runspace pool loaded another does not see.
+
 An ``error`` fault from the server's fault plan (delivered in the ``x-lab-fault`` request
 header by :class:`LabServer`) makes the next pipeline on this endpoint fail with an error record
 carrying the fault's message; ``drop`` and ``stall`` faults never reach the endpoint.
@@ -33,6 +37,7 @@ from ..http import LabServer, Request, Response
 from . import soap
 from .adapter import Shell
 from .api import CommandTable
+from .builtins import builtin_commands
 from .dispatch import CommandSpec, PipelineOutcome, PipelineSink, run_pipeline
 
 __all__ = ["WinRMEndpoint", "WSMAN_PATH", "BASIC_REALM"]
@@ -57,6 +62,8 @@ class WinRMEndpoint:
     def __init__(self, *, server_name: str, commands: CommandTable, accounts: dict[str, str]) -> None:
         self.server_name = server_name
         self.commands = commands
+        # What pipelines resolve against: the product's table over the engine built-ins.
+        self._table = builtin_commands().merge(commands)
         self._accounts = {name.lower(): (name, password) for name, password in accounts.items()}
         self._shells: dict[str, Shell] = {}
         self._lock = threading.Lock()
@@ -248,13 +255,14 @@ class WinRMEndpoint:
     # ------------------------------------------------------------------ pipelines
 
     def _runner_for(self, user: str):
-        def run(commands: list[CommandSpec], pipeline_input: list[Any], sink: PipelineSink) -> PipelineOutcome:
+        def run(commands: list[CommandSpec], pipeline_input: list[Any], sink: PipelineSink,
+                session: dict[str, Any]) -> PipelineOutcome:
             injected = None
             try:
                 injected = self._injected_failures.popleft()
             except IndexError:
                 pass
-            return run_pipeline(self.commands, commands, pipeline_input, sink=sink, user=user,
-                                server=self.server_name, injected_failure=injected)
+            return run_pipeline(self._table, commands, pipeline_input, sink=sink, user=user,
+                                server=self.server_name, injected_failure=injected, session=session)
 
         return run
