@@ -362,6 +362,9 @@ class RemoteSession:
         self._closed = False
         self._broken = False
         self._lock = threading.Lock()  # one pool, one command at a time
+        # What clients learned about this runspace and must not redo in it (e.g. that the product's
+        # snap-in or module is loaded); a new session starts empty, as a new runspace does.
+        self.state: dict[str, Any] = {}
 
     @classmethod
     def open(cls, target: Any, *, password: str, templates_dir: Path | None = None,

@@ -3,11 +3,17 @@
 Every call goes through one :class:`~runbooklib.remote.RemoteSession` (one runspace pool per farm
 per run). Reads use cmdlets; work that needs a live server object (an SPWeb, the STS
 configuration, a certificate) uses the named script templates in ``runbooklib/templates/sharepoint``.
+
+A remote session starts without the SharePoint cmdlets (no profile runs in it): before its first
+command on a session, :class:`Farm` loads them once with the template
+``sharepoint/load-sharepoint-powershell`` — the snap-in on 2013/2016/2019, the module on
+Subscription Edition — and remembers that on the session (:func:`ensure_sharepoint_shell`).
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +22,22 @@ from .errors import RemoteError, TrustError
 __all__ = [
     "AppPrincipal",
     "Farm",
+    "LOAD_TEMPLATE",
     "ServiceProxy",
+    "SharePointShell",
     "StsCertificate",
     "TrustedIssuer",
     "WindowsAuthentication",
+    "ensure_sharepoint_shell",
     "version_name",
 ]
+
+LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+_SHELL_STATE_KEY = "sharepoint.shell"
+# How the load template's refusal starts (its throw text) on a server with no SharePoint PowerShell.
+_NO_SHAREPOINT_POWERSHELL = "SharePoint PowerShell is not installed on this server"
+# Sessions without a ``state`` dict (test doubles) remember the load here instead.
+_fallback_state: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +140,56 @@ class ServiceProxy:
     in_default_group: bool
 
 
+@dataclass(frozen=True)
+class SharePointShell:
+    """How the SharePoint cmdlets came to be available in a session.
+
+    ``loaded``: ``snapin`` (Add-PSSnapin Microsoft.SharePoint.PowerShell, 2013–2019), ``module``
+    (Import-Module SharePointServer, Subscription Edition) or ``already`` (loaded before);
+    ``version``: the farm's build as Get-SPFarm reported it then, if it could be read.
+    """
+
+    loaded: str
+    version: str | None
+
+
+def _session_state(session: Any) -> dict[str, Any]:
+    state = getattr(session, "state", None)
+    if isinstance(state, dict):
+        return state
+    return _fallback_state.setdefault(session, {})
+
+
+def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePointShell:
+    """Load the SharePoint cmdlets into ``session`` unless this session already did; idempotent.
+
+    Raises :class:`RemoteError` (with what to check) when the server has neither the snap-in nor
+    the module, i.e. it is not a SharePoint server.
+    """
+    state = _session_state(session)
+    known = state.get(_SHELL_STATE_KEY)
+    if isinstance(known, SharePointShell):
+        return known
+    server = name or str(getattr(session, "name", "") or "the server")
+    try:
+        rows = list(session.invoke_template(LOAD_TEMPLATE).output)
+    except RemoteError as exc:
+        if not (exc.reason or "").startswith(_NO_SHAREPOINT_POWERSHELL):
+            raise  # a transport or server fault: its own message says what happened
+        raise RemoteError(
+            f"{server}: the SharePoint PowerShell cmdlets could not be loaded: {exc.reason or exc.message}",
+            hint=(f"Check that {server} is a server of the SharePoint farm (SharePoint Server installed and "
+                  "joined), and that the inventory names the right server."),
+            target=server, cmdlet=exc.cmdlet, reason=exc.reason, error_id=exc.error_id, category=exc.category,
+        ) from exc
+    row = rows[-1] if rows else {}
+    shell = SharePointShell(loaded=_text(row.get("Loaded")) or "already", version=_text(row.get("Version")) or None)
+    log.info("%s: SharePoint PowerShell %s", server,
+             {"snapin": "snap-in added", "module": "module imported"}.get(shell.loaded, "already loaded"))
+    state[_SHELL_STATE_KEY] = shell
+    return shell
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -142,14 +208,26 @@ class Farm:
         self.name = name
 
     # -- low level ---------------------------------------------------------------------------
+    def _shell(self) -> SharePointShell:
+        """The SharePoint cmdlets, loaded once per session before its first command."""
+        return ensure_sharepoint_shell(self.session, name=self.name)
+
+    def _invoke(self, cmdlet: str, parameters: dict[str, Any] | None) -> Any:
+        self._shell()
+        return self.session.invoke(cmdlet, parameters)
+
     def _run(self, cmdlet: str, **parameters: Any) -> list[Any]:
-        return list(self.session.invoke(cmdlet, parameters or None).output)
+        return list(self._invoke(cmdlet, parameters or None).output)
 
     def _template(self, name: str, **parameters: Any) -> list[Any]:
+        self._shell()
         return list(self.session.invoke_template(name, parameters or None).output)
 
     # -- reads -------------------------------------------------------------------------------
     def build_version(self) -> str:
+        known = self._shell().version  # read by the load template: saves a round trip
+        if known:
+            return known
         farm = self._run("Get-SPFarm")
         if not farm:
             raise RemoteError(f"{self.name}: Get-SPFarm returned nothing",
@@ -158,7 +236,7 @@ class Farm:
         return _text(farm[0].get("BuildVersion"))
 
     def web_application_exists(self, url: str) -> bool:
-        result = self.session.invoke("Get-SPWebApplication", {"Identity": url, "ErrorAction": "SilentlyContinue"})
+        result = self._invoke("Get-SPWebApplication", {"Identity": url, "ErrorAction": "SilentlyContinue"})
         return bool(result.output)
 
     def windows_authentication(self, url: str, zone: str) -> WindowsAuthentication | None:
@@ -217,7 +295,7 @@ class Farm:
         ]
 
     def app_principal(self, site: str, name_identifier: str) -> AppPrincipal | None:
-        result = self.session.invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
+        result = self._invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
                                                               "ErrorAction": "SilentlyContinue"})
         for p in result.output:
             return AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")))

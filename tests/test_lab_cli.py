@@ -18,6 +18,7 @@ import pytest
 from runbooklib.inventory import load_inventory
 from runbooklib.lab.estate import STATE_FILE, pid_alive, process_command
 from runbooklib.remote import RemoteConnections
+from runbooklib.sharepoint import ensure_sharepoint_shell
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERS = ("sp-a", "sp-b", "contoso")
@@ -78,8 +79,17 @@ def bystander() -> Iterator[subprocess.Popen]:
         process.wait()
 
 
+class FarmConnections(RemoteConnections):
+    """Sessions with the SharePoint cmdlets loaded: a fresh runspace on a farm does not know them."""
+
+    def session(self, target):
+        session = super().session(target)
+        ensure_sharepoint_shell(session)
+        return session
+
+
 def realm(lab_dir: Path, server: str = "sp-a") -> str:
-    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+    with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         [value] = conns.invoke(server, "Get-SPAuthenticationRealm").output
         return value
 
@@ -106,7 +116,7 @@ def test_up_leaves_the_estate_running_in_the_background_and_is_idempotent(lab_di
     assert again.returncode == 0 and f"running (pid {pid}" in again.stdout
     assert record(lab_dir)["pid"] == pid
 
-    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+    with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         assert conns.invoke("sp-b", "Get-SPFarm").output[0].BuildVersion.startswith("16.0.")
 
 
@@ -114,7 +124,7 @@ def test_down_and_up_keep_ports_and_state_and_reset_restores_the_initial_estate(
     initial_realm = realm(lab_dir)
     ports, pid = record(lab_dir)["ports"], record(lab_dir)["pid"]
     changed = str(uuid.uuid4())
-    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+    with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         conns.invoke("sp-a", "Set-SPAuthenticationRealm", {"Realm": changed})
 
     down = lab("down", lab_dir)
@@ -209,7 +219,7 @@ def test_lab_fault_makes_the_next_command_fail_with_the_message_then_clears(lab_
                             "The farm is in maintenance.", "--path-prefix", "/wsman", "--dir", str(lab_dir)],
                            capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert fault.returncode == 0, fault.stderr
-    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+    with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         with pytest.raises(RemoteError) as caught:
             conns.session("sp-a").invoke("Get-SPFarm")
         assert "The farm is in maintenance." in str(caught.value)
@@ -219,5 +229,5 @@ def test_lab_fault_makes_the_next_command_fail_with_the_message_then_clears(lab_
     cleared = subprocess.run([sys.executable, "-m", "runbooklib.cli", "lab", "fault", "sp-b", "clear", "--dir",
                               str(lab_dir)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
-    with RemoteConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
+    with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         assert conns.session("sp-b").invoke("Get-SPFarm").output

@@ -221,10 +221,11 @@ def _steps_in_process(lab, **overrides):
 def test_a_realm_changed_earlier_by_hand_still_gets_its_add_ins_moved(lab):
     from runbooklib.inventory import load_inventory
     from runbooklib.remote import RemoteConnections
+    from runbooklib.sharepoint import Farm
 
     # As if an earlier run (or an administrator) changed the realm and stopped before moving anything.
     with RemoteConnections(load_inventory(lab.inventory_path)) as connections:
-        connections.session("sp-a").invoke("Set-SPAuthenticationRealm", {"Realm": lab.tenant.tenant_id})
+        Farm(connections.session("sp-a"), name="sp-a").set_realm(lab.tenant.tenant_id)
     results = _steps_in_process(lab)
     realm = results["realm"]
     assert realm.status.value == "changed"

@@ -24,6 +24,33 @@ BUILD_VERSIONS = {
     "SE": "16.0.18526.20508",
 }
 CONFIG_DB_NAME = "SharePoint_Config"          # [U] usual default of New-SPConfigurationDatabase
+
+# ---------------------------------------------------------------------------------------------
+# Where the cmdlets come from. A remote session runs no profile, so nothing has loaded them: the
+# SharePoint Management Shell only adds them through its own start-up script.
+# [C] 2013, 2016 and 2019 register the snap-in Microsoft.SharePoint.PowerShell (loaded with
+#     Add-PSSnapin); Subscription Edition ships the module SharePointServer (Import-Module), and
+#     public loaders branch on the version because SE no longer ships the snap-in.
+SNAPIN_NAME = "Microsoft.SharePoint.PowerShell"
+SE_MODULE_NAME = "SharePointServer"
+SNAPIN_DESCRIPTION = "Microsoft SharePoint Server PowerShell snap-in"    # [U]
+SE_MODULE_DESCRIPTION = "SharePoint Server PowerShell module"           # [U]
+# [U] Whether SE's module autoloads in a remote session (its folder on PSModulePath) is not
+# confirmed. The lab is conservative: SharePoint cmdlets exist only after Import-Module, and the
+# runbooks always import it. Set True only once a real SE farm shows Get-SPFarm working in a
+# fresh remote session (the lab then still requires the import: it models no autoloading).
+SE_MODULE_AUTOLOADS = False
+
+
+def powershell_source(version: str) -> tuple[str, str]:
+    """``(kind, name)`` of what brings the SharePoint cmdlets on ``version``: snap-in or module. [C]"""
+    return ("module", SE_MODULE_NAME) if version == "SE" else ("snapin", SNAPIN_NAME)
+
+
+def sharepoint_powershell_missing() -> str:
+    """What the load-sharepoint-powershell template throws on a server with neither (ours)."""
+    return (f"SharePoint PowerShell is not installed on this server: neither the snap-in {SNAPIN_NAME} "
+            f"nor the module {SE_MODULE_NAME} was found. Run this on a server of the SharePoint farm.")
 STS_MANAGER_NAME = "SecurityTokenServiceManager"   # [U]
 
 # ---------------------------------------------------------------------------------------------

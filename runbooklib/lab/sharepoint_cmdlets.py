@@ -32,7 +32,7 @@ from .winrm.api import (
     TerminatingError,
 )
 
-__all__ = ["FarmOperations", "register_cmdlets"]
+__all__ = ["FarmOperations", "declare_powershell_source", "register_cmdlets"]
 
 log = logging.getLogger(__name__)
 
@@ -370,11 +370,25 @@ def _site_limit(value: Any) -> int | None:
                                     exception="System.ArgumentException"))
 
 
+def declare_powershell_source(table: CommandTable, store: FarmStore) -> str:
+    """Declare the snap-in (2013–2019) or module (SE) the farm's cmdlets come in; returns its name."""
+    with store.view() as state:
+        version = state["version"]
+    kind, name = T.powershell_source(version)
+    if kind == "module":
+        table.module(name, version=T.BUILD_VERSIONS[version], description=T.SE_MODULE_DESCRIPTION)
+    else:
+        table.snapin(name, version=T.BUILD_VERSIONS[version], description=T.SNAPIN_DESCRIPTION)
+    return name
+
+
 def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa: C901 - one handler per cmdlet
+    """Register the farm's cmdlets, each in the farm's snap-in or module (see ``declare_powershell_source``)."""
     store = ops.store
+    source = declare_powershell_source(table, store)
 
     def cmdlet(name: str, parameters: dict[str, ParamSpec]) -> Callable:
-        return table.cmdlet(name, parameters)
+        return table.cmdlet(name, parameters, source=source)
 
     @cmdlet("Get-SPFarm", {})
     def get_farm(inv: Invocation) -> None:

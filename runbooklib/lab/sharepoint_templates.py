@@ -4,6 +4,10 @@ Each handler does, on the farm's state, what its template's PowerShell does on a
 through the same :class:`~.sharepoint_cmdlets.FarmOperations` the cmdlets use, so a template
 and the cmdlets it calls cannot disagree. Where the PowerShell would throw, the handler ends
 the pipeline with the record ``throw`` produces (``RuntimeException``).
+
+Every template but ``sharepoint/load-sharepoint-powershell`` is registered in the farm's snap-in
+or module: in a runspace where that is not loaded, the endpoint fails it at the first SharePoint
+cmdlet its script calls, as a real farm would. The load template is what loads it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,20 @@ from cryptography import x509
 from . import _sharepoint_texts as T
 from . import sharepoint_objects as O
 from .sharepoint_cmdlets import FarmOperations, sp_error
-from .winrm.api import CommandTable, ErrorSpec, Invocation, ParamSpec, PSObj, TerminatingError
+from .winrm.api import (
+    CommandTable,
+    ErrorSpec,
+    Invocation,
+    ParamSpec,
+    PSObj,
+    TerminatingError,
+    load_source,
+    source_loaded,
+)
 
-__all__ = ["TEMPLATE_PARAMETERS", "register_templates"]
+__all__ = ["LOAD_TEMPLATE", "TEMPLATE_PARAMETERS", "register_templates"]
+
+LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
 
 M = ParamSpec(mandatory=True)
 S = ParamSpec(switch=True)
@@ -25,6 +40,7 @@ O_ = ParamSpec()
 
 # Template name → its param() block; a test checks these against the .ps1 files.
 TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
+    "sharepoint/load-sharepoint-powershell": {},
     "sharepoint/get-sts-certificate": {},
     "sharepoint/set-oauth-over-http": {"Enabled": M},
     "sharepoint/register-app-principal": {"Site": M, "NameIdentifier": M, "DisplayName": M},
@@ -109,9 +125,29 @@ def _name_identifier_of(claim: str) -> str:
 
 def register_templates(table: CommandTable, ops: FarmOperations) -> None:
     store = ops.store
+    with store.view() as state:
+        _, source = T.powershell_source(state["version"])
 
     def template(name: str):
-        return table.template(name, 1, TEMPLATE_PARAMETERS[name])
+        return table.template(name, 1, TEMPLATE_PARAMETERS[name], source=source)
+
+    @table.template(LOAD_TEMPLATE, 1, TEMPLATE_PARAMETERS[LOAD_TEMPLATE])  # no source: it loads it
+    def load_sharepoint_powershell(inv: Invocation) -> None:
+        snapin = inv.commands.find_source(T.SNAPIN_NAME, "snapin")
+        module = inv.commands.find_source(T.SE_MODULE_NAME, "module")
+        if any(s is not None and source_loaded(inv.session, s.name) for s in (snapin, module)):
+            loaded = "already"
+        elif snapin is not None:  # Get-PSSnapin -Registered finds it: Add-PSSnapin
+            load_source(inv.session, snapin)
+            loaded = "snapin"
+        elif module is not None:  # Get-Module -ListAvailable finds it: Import-Module -Global
+            load_source(inv.session, module)
+            loaded = "module"
+        else:
+            raise _throw(T.sharepoint_powershell_missing())
+        with store.view() as state:  # Get-SPFarm -ErrorAction SilentlyContinue
+            version = state["build_version"]
+        inv.write_output(O.custom({"Loaded": loaded, "Version": version}))
 
     def root_web_of(site_value: Any) -> PSObj:
         with store.view() as state:

@@ -21,6 +21,7 @@ import pytest
 from runbooklib.inventory import Inventory, load_inventory
 from runbooklib.lab.estate import Estate
 from runbooklib.remote import RemoteConnections
+from sharepoint_sessions import SharePointConnections
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def lab_inventory(estate: Estate) -> Inventory:
 
 @pytest.fixture
 def connections(lab_inventory: Inventory) -> Iterator[RemoteConnections]:
-    """PowerShell remoting to the estate's servers by inventory name (passwords from the secret files)."""
-    with RemoteConnections(lab_inventory) as conns:
+    """PowerShell remoting to the estate's servers by inventory name (passwords from the secret files),
+    with the SharePoint cmdlets loaded in each farm's session, as the runbooks load them."""
+    with SharePointConnections(lab_inventory) as conns:
         yield conns

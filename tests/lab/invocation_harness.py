@@ -38,12 +38,15 @@ class Result:
 
 
 class MemoryInvocation:
-    def __init__(self, command: str, parameters: dict[str, Any], input: list[Any] | None = None) -> None:
+    def __init__(self, command: str, parameters: dict[str, Any], input: list[Any] | None = None, *,
+                 session: dict[str, Any] | None = None, commands: CommandTable | None = None) -> None:
         self.command = command
         self.parameters = parameters
         self.input = input or []
         self.user = "LAB\\spadmin"
         self.server = "sp-test"
+        self.session = session if session is not None else {}
+        self.commands = commands if commands is not None else CommandTable()
         self.result = Result()
 
     def param(self, name: str, default: Any = None) -> Any:
@@ -92,14 +95,20 @@ def _bind(specs: dict | None, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(table: CommandTable, command: str, parameters: dict[str, Any] | None = None, *,
-        input: list[Any] | None = None) -> Result:
-    """Invoke a cmdlet (``Get-SPFarm``) or a template (``sharepoint/get-sts-certificate``)."""
+        input: list[Any] | None = None, session: dict[str, Any] | None = None) -> Result:
+    """Invoke a cmdlet (``Get-SPFarm``) or a template (``sharepoint/get-sts-certificate``).
+
+    The handler is called directly: whether its snap-in or module is loaded is the endpoint's
+    business (tested through WinRM), not this harness's. ``session`` is the runspace state the
+    handler sees (a fresh one by default).
+    """
     if "/" in command:
         entry = table.find_template(command, "1")
     else:
         entry = table.find_cmdlet(command)
     assert entry is not None, f"{command} is not registered"
-    inv = MemoryInvocation(entry.name, _bind(entry.parameters, parameters or {}), input)
+    inv = MemoryInvocation(entry.name, _bind(entry.parameters, parameters or {}), input, session=session,
+                           commands=table)
     try:
         entry.handler(inv)
     except TerminatingError as exc:

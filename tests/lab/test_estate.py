@@ -35,9 +35,9 @@ from runbooklib.lab.http import CONTROL_HEADER, CONTROL_PATH
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.sharepoint import METADATA_PATH, ROOT_CERTIFICATE_PATH
 from runbooklib.metadata import discover_realm, fetch_metadata
-from runbooklib.remote import RemoteConnections
 
 from estate_fixtures import clean_estate, connections, estate, lab_inventory  # noqa: F401 - fixtures
+from sharepoint_sessions import SharePointConnections
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDS = {"sp-a": "16.0.10337.12109", "sp-b": "16.0.18526.20508"}  # SharePoint 2019 and Subscription Edition
@@ -123,7 +123,7 @@ def test_changes_and_ports_survive_stop_and_start(clean_estate):
     estate = clean_estate
     realm = str(uuid.uuid4())
     root_cert = new_signing_certificate("Office Online Server")
-    with RemoteConnections(load_inventory(estate.inventory_path)) as conns:
+    with SharePointConnections(load_inventory(estate.inventory_path)) as conns:
         conns.invoke("sp-a", "Set-SPAuthenticationRealm", {"Realm": realm})
         conns.invoke_template("sp-b", "sharepoint/new-trusted-root-authority-from-certificate",
                               {"Name": "OOS farm", "CertificateRawData": root_cert.cert_der})
@@ -136,7 +136,7 @@ def test_changes_and_ports_survive_stop_and_start(clean_estate):
 
     assert estate.ports == ports
     assert estate.inventory_path.read_text() == inventory_text
-    with RemoteConnections(load_inventory(estate.inventory_path)) as conns:
+    with SharePointConnections(load_inventory(estate.inventory_path)) as conns:
         assert conns.invoke("sp-a", "Get-SPAuthenticationRealm").output == [realm]
         [root] = conns.invoke("sp-b", "Get-SPTrustedRootAuthority", {"Identity": "OOS farm"}).output
         assert root.Name == "OOS farm"
@@ -144,7 +144,7 @@ def test_changes_and_ports_survive_stop_and_start(clean_estate):
 
 def test_reset_restores_the_initial_estate(clean_estate, initial):
     estate = clean_estate
-    with RemoteConnections(load_inventory(estate.inventory_path)) as conns:
+    with SharePointConnections(load_inventory(estate.inventory_path)) as conns:
         conns.invoke("sp-a", "Set-SPAuthenticationRealm", {"Realm": str(uuid.uuid4())})
         conns.invoke_template("sp-a", "sharepoint/set-oauth-over-http", {"Enabled": True})
         conns.invoke_template("sp-b", "sharepoint/new-trusted-root-authority-from-certificate",
@@ -197,7 +197,7 @@ def test_drop_fails_the_command_clearly_and_changes_nothing(clean_estate, connec
 
 def test_drop_while_opening_a_session(clean_estate, lab_inventory):
     clean_estate.server("sp-b").faults.add("drop")
-    with RemoteConnections(lab_inventory) as conns:
+    with SharePointConnections(lab_inventory) as conns:
         with pytest.raises(ConnectionFailed, match="sp-b .* while opening the session"):
             conns.invoke("sp-b", "Get-SPFarm")
         assert conns.invoke("sp-b", "Get-SPFarm").output
@@ -214,6 +214,7 @@ def test_stall_then_drop(clean_estate, connections):
 
 def test_error_fault_is_a_remote_error_carrying_its_message(clean_estate, connections, initial):
     message = "The SharePoint Timer Service is not running on this server."
+    connections.session("sp-a")  # opened, SharePoint cmdlets loaded: the fault hits the next command
     clean_estate.server("sp-a").faults.add("error", message=message)
     with pytest.raises(RemoteError) as failure:
         connections.invoke("sp-a", "Set-SPAuthenticationRealm", {"Realm": str(uuid.uuid4())})

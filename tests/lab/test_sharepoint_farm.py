@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from invocation_harness import BindingFailed, deserialize, run
+from sharepoint_sessions import open_sharepoint_session
 from runbooklib import metadata
 from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
@@ -29,7 +30,6 @@ from runbooklib.lab.sharepoint_objects import certificate_obj
 from runbooklib.lab.sharepoint_templates import TEMPLATE_PARAMETERS
 from runbooklib.lab.winrm.api import DeserializedObject
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
-from runbooklib.remote import RemoteSession
 
 SP_ID = "00000003-0000-0ff1-ce00-000000000000"
 TEMPLATES = Path(__file__).resolve().parents[2] / "runbooklib" / "templates" / "sharepoint"
@@ -723,7 +723,7 @@ def remote_farm(pristine, tmp_path, lab_ca):
     f = SharePointFarm.open(tmp_path / "sp-a.json", ca_bundle=lab_ca.bundle_path, metadata_timeout=3)
     server = _serve(f, lab_ca, tmp_path / "tls")
     target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
-    session = RemoteSession.open(target, password=PASSWORD)
+    session = open_sharepoint_session(target, password=PASSWORD)
     yield f, server, session
     session.close()
     server.stop()
@@ -809,7 +809,7 @@ def test_remote_state_persists_across_restart_and_resets(pristine, tmp_path, lab
     f = SharePointFarm.open(tmp_path / "sp-a.json")
     server = _serve(f, lab_ca, tmp_path / "tls")
     target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
-    with RemoteSession.open(target, password=PASSWORD) as session:
+    with open_sharepoint_session(target, password=PASSWORD) as session:
         session.invoke("Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
     server.stop()
 
@@ -817,7 +817,7 @@ def test_remote_state_persists_across_restart_and_resets(pristine, tmp_path, lab
     server = _serve(again, lab_ca, tmp_path / "tls")
     target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
     try:
-        with RemoteSession.open(target, password=PASSWORD) as session:
+        with open_sharepoint_session(target, password=PASSWORD) as session:
             assert session.invoke("Get-SPAuthenticationRealm").output == ["6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"]
             again.reset()
             assert session.invoke("Get-SPAuthenticationRealm").output == [again.farm_id]
