@@ -20,9 +20,9 @@ from typing import Any
 from .errors import RemoteError, TrustError
 
 __all__ = [
+    "LOAD_TEMPLATE",
     "AppPrincipal",
     "Farm",
-    "LOAD_TEMPLATE",
     "ServiceProxy",
     "SharePointShell",
     "StsCertificate",

@@ -4,7 +4,6 @@ runbooks' Farm client does so once per session. Real pypsrp against the lab endp
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -33,8 +33,8 @@ def test_unknown_snapins_and_modules_are_the_engines_non_terminating_errors(sess
     ]
     core = session.invoke("Add-PSSnapin", {"Name": "microsoft.powershell.core"})
     assert [e.message for e in core.errors] == [
-        "Cannot add Windows PowerShell snap-in Microsoft.PowerShell.Core because it is already added. Verify the "
-        "name of the snap-in and try again."]
+        ("Cannot add Windows PowerShell snap-in Microsoft.PowerShell.Core because it is already added. Verify the "
+         "name of the snap-in and try again.")]
     module = session.invoke("Import-Module", {"Name": "Contoso.Tools"})
     [error] = module.errors
     assert error.message == ("The specified module 'Contoso.Tools' was not loaded because no valid module file was "

@@ -65,16 +65,16 @@ from .api import (
 )
 
 __all__ = [
-    "PipelineSink",
-    "PipelineOutcome",
     "CommandSpec",
-    "run_pipeline",
+    "PipelineOutcome",
+    "PipelineSink",
+    "command_not_found",
     "error_record",
+    "first_command_of",
+    "parse_template_marker",
+    "run_pipeline",
     "to_plain",
     "to_psrp",
-    "parse_template_marker",
-    "command_not_found",
-    "first_command_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def command_not_found(name: str) -> ErrorRecord:
     return error_record(spec, None, activity="")
 
 
-_BLOCK_COMMENT = re.compile(r"<#.*?#>", re.S)
+_BLOCK_COMMENT = re.compile(r"<#.*?#>", re.DOTALL)
 _LINE_COMMENT = re.compile(r"(?m)(^|\s)#.*$")
 _COMMAND_WORD = re.compile(r"(?<![\w$.\-])([A-Za-z]+-[A-Za-z0-9]+)(?![\w\-])")
 
