@@ -382,6 +382,19 @@ def declare_powershell_source(table: CommandTable, store: FarmStore) -> str:
     return name
 
 
+def _certificate_or_metadata(inv: Invocation) -> tuple[Any, str | None]:
+    """The two parameter sets of the New-SPTrusted* cmdlets: a live certificate or a metadata endpoint."""
+    has_metadata, has_cert = inv.has("MetadataEndPoint"), inv.has("Certificate")
+    if has_metadata and has_cert:
+        raise binding_error(T.AMBIGUOUS_PARAMETER_SET, "AmbiguousParameterSet")
+    if not has_metadata and not has_cert:
+        # [U] the certificate set is taken as the default parameter set
+        raise TerminatingError(ErrorSpec(T.missing_mandatory(["Certificate"]), "MissingMandatoryParameter",
+                                         "InvalidArgument", "System.Management.Automation.ParameterBindingException"))
+    cert = _certificate_param("Certificate", inv.param("Certificate")) if has_cert else None
+    return cert, (str(inv.param("MetadataEndPoint")) if has_metadata else None)
+
+
 def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa: C901 - one handler per cmdlet
     """Register the farm's cmdlets, each in the farm's snap-in or module (see ``declare_powershell_source``)."""
     store = ops.store
@@ -571,17 +584,10 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
 
     @cmdlet("New-SPTrustedSecurityTokenIssuer", issuer_params)
     def new_issuer(inv: Invocation) -> None:
-        has_metadata, has_cert = inv.has("MetadataEndPoint"), inv.has("Certificate")
-        if has_metadata and has_cert:
-            raise binding_error(T.AMBIGUOUS_PARAMETER_SET, "AmbiguousParameterSet")
-        if not has_metadata and not has_cert:
-            # [U] the certificate set is taken as the default parameter set
-            raise TerminatingError(ErrorSpec(T.missing_mandatory(["Certificate"]), "MissingMandatoryParameter",
-                                             "InvalidArgument", "System.Management.Automation.ParameterBindingException"))
-        cert = _certificate_param("Certificate", inv.param("Certificate")) if has_cert else None
+        cert, metadata_url = _certificate_or_metadata(inv)
         inv.write_output(ops.new_issuer(
             "New-SPTrustedSecurityTokenIssuer", name=str(inv.param("Name")), certificate=cert,
-            metadata_url=str(inv.param("MetadataEndPoint")) if has_metadata else None,
+            metadata_url=metadata_url,
             registered_issuer_name=inv.param("RegisteredIssuerName"),
             is_trust_broker=bool(inv.param("IsTrustBroker", False)), description=str(inv.param("Description", "") or "")))
 
@@ -634,16 +640,9 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
     @cmdlet("New-SPTrustedRootAuthority", {"Name": P(mandatory=True, position=0), "Certificate": P(),
                                            "MetadataEndPoint": P()})
     def new_root(inv: Invocation) -> None:
-        has_metadata, has_cert = inv.has("MetadataEndPoint"), inv.has("Certificate")
-        if has_metadata and has_cert:
-            raise binding_error(T.AMBIGUOUS_PARAMETER_SET, "AmbiguousParameterSet")
-        if not has_metadata and not has_cert:
-            raise TerminatingError(ErrorSpec(T.missing_mandatory(["Certificate"]), "MissingMandatoryParameter",
-                                             "InvalidArgument", "System.Management.Automation.ParameterBindingException"))
-        cert = _certificate_param("Certificate", inv.param("Certificate")) if has_cert else None
+        cert, metadata_url = _certificate_or_metadata(inv)
         inv.write_output(ops.new_root_authority(
-            "New-SPTrustedRootAuthority", name=str(inv.param("Name")), certificate=cert,
-            metadata_url=str(inv.param("MetadataEndPoint")) if has_metadata else None))
+            "New-SPTrustedRootAuthority", name=str(inv.param("Name")), certificate=cert, metadata_url=metadata_url))
 
     @cmdlet("Get-SPTrustedRootAuthority", {"Identity": P(position=0)})
     def get_root(inv: Invocation) -> None:
