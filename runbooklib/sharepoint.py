@@ -190,6 +190,10 @@ def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePo
     return shell
 
 
+# Scopes of an app principal's rights, and the key the permission template reports each under.
+_RIGHT_SCOPES = (("Site", "Web"), ("SiteCollection", "SiteCollection"), ("SiteSubscription", "SiteSubscription"))
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -342,22 +346,31 @@ class Farm:
         return TrustedIssuer(_text(i.get("Name")), _text(i.get("RegisteredIssuerName")),
                              _bool(i.get("IsSelfIssuer")), None)
 
+    def rights(self, principal: AppPrincipal) -> dict[str, str]:
+        """What ``principal`` may do on its site: right per scope (Site, SiteCollection,
+        SiteSubscription) and ``AppOnly`` ('True'/'False'); scopes without a right are left out."""
+        found = self.app_principal_permissions(principal.site, principal.name_identifier)
+        rights = {scope: _text(found.get(key)) for scope, key in _RIGHT_SCOPES
+                  if _text(found.get(key)) and _text(found.get(key)).lower() != "none"}
+        if rights:
+            rights["AppOnly"] = str(_bool(found.get("AppOnlyPolicy")))
+        return rights
+
     def move_app_principal_to_realm(self, principal: AppPrincipal, realm: str) -> list[str]:
         """Register ``<client id>@<realm>`` beside ``principal`` with the same name and rights.
 
-        Returns the rights granted, in words.
+        Registering and granting again is harmless, so a move that stopped half-way is simply
+        done again. Returns the rights granted, in words.
         """
-        rights = self.app_principal_permissions(principal.site, principal.name_identifier)
-        new_nid = f"{principal.client_id}@{realm}"
-        self.register_app_principal(principal.site, new_nid, principal.display_name)
+        rights = self.rights(principal)
+        moved = AppPrincipal(f"{principal.client_id}@{realm}", principal.display_name, principal.site)
+        self.register_app_principal(moved.site, moved.name_identifier, moved.display_name)
         granted = []
-        for scope, key in (("Site", "Web"), ("SiteCollection", "SiteCollection"),
-                           ("SiteSubscription", "SiteSubscription")):
-            right = _text(rights.get(key))
-            if right and right.lower() != "none":
-                self.set_app_principal_permission(principal.site, new_nid, scope=scope, right=right,
-                                                  app_only=_bool(rights.get("AppOnlyPolicy")))
-                granted.append(f"{right} at {scope}")
+        for scope, _ in _RIGHT_SCOPES:
+            if scope in rights:
+                self.set_app_principal_permission(moved.site, moved.name_identifier, scope=scope,
+                                                  right=rights[scope], app_only=rights.get("AppOnly") == "True")
+                granted.append(f"{rights[scope]} at {scope}")
         return granted
 
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:

@@ -234,3 +234,49 @@ def test_a_realm_changed_earlier_by_hand_still_gets_its_add_ins_moved(lab):
     issuers = {i["name"]: i for i in lab.farm("sp-a").snapshot()["trusted_issuers"]}
     assert all(i["registered_issuer_name"].endswith(lab.tenant.tenant_id)
                for name, i in issuers.items() if not i["metadata_endpoint"])
+
+
+def _farm_client(lab):
+    from runbooklib.inventory import load_inventory
+    from runbooklib.remote import RemoteConnections
+    from runbooklib.sharepoint import Farm
+
+    connections = RemoteConnections(load_inventory(lab.inventory_path))
+    return connections, Farm(connections.session("sp-a"), name="sp-a")
+
+
+def test_a_move_that_stopped_before_granting_rights_is_finished_with_the_rights(lab):
+    tenant_id = lab.tenant.tenant_id
+    connections, farm = _farm_client(lab)
+    with connections:
+        # As if an earlier run registered the add-in under the new realm and stopped before granting.
+        farm.register_app_principal("https://sharepoint.contoso.lab", f"8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57@{tenant_id}",
+                                    "Contoso Expenses")
+    results = _steps_in_process(lab)
+    assert any("Contoso Expenses" in c and "FullControl at SiteCollection" in c for c in results["realm"].changes)
+    connections, farm = _farm_client(lab)
+    with connections:
+        from runbooklib.sharepoint import AppPrincipal
+
+        moved = AppPrincipal(f"8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57@{tenant_id}", "Contoso Expenses",
+                             "https://sharepoint.contoso.lab")
+        assert farm.rights(moved).get("SiteCollection") == "FullControl"
+
+
+def test_an_acs_name_taken_by_another_issuer_stops_the_run_before_the_realm_changes(lab):
+    from runbooklib.errors import StepFailed
+
+    connections, farm = _farm_client(lab)
+    with connections:
+        from runbooklib.sharepoint import ensure_sharepoint_shell
+
+        pair = lab.farm("sp-b").sts_key_pair()
+        ensure_sharepoint_shell(farm.session)
+        farm.session.invoke_template("sharepoint/new-trusted-issuer-from-certificate", {
+            "Name": "ACS", "CertificateRawData": pair.cert_der,
+            "RegisteredIssuerName": f"11111111-2222-3333-4444-555555555555@{lab.farm('sp-a').realm}"})
+    realm_before = lab.farm("sp-a").realm
+    with pytest.raises(StepFailed) as failed:
+        _steps_in_process(lab)
+    assert "preflight" in str(failed.value) and "'ACS' already exists" in str(failed.value)
+    assert lab.farm("sp-a").realm == realm_before

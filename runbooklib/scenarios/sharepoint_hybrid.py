@@ -131,10 +131,21 @@ def realm_impact(farm: Farm, farm_realm: str, tenant_id: str, *, old_realms: set
     if farm_realm != tenant_id:
         old.add(farm_realm)
     principals = farm.app_principals() if old else []
-    moved = {(p.site.rstrip("/").lower(), p.client_id) for p in principals if p.realm == tenant_id}
-    stranded = [p for p in principals
-                if p.realm in old and (p.site.rstrip("/").lower(), p.client_id) not in moved]
+    counterparts = {(p.site.rstrip("/").lower(), p.client_id): p for p in principals if p.realm == tenant_id}
+    stranded = []
+    for p in principals:
+        if p.realm not in old:
+            continue
+        moved = counterparts.get((p.site.rstrip("/").lower(), p.client_id))
+        # Moved means registered under the new realm *with* the old rights: a move that stopped
+        # between registering and granting is not done.
+        if moved is None or not _covers(farm.rights(moved), farm.rights(p)):
+            stranded.append(p)
     return RealmImpact(old, issuers, stranded)
+
+
+def _covers(new: dict[str, str], old: dict[str, str]) -> bool:
+    return all(new.get(scope) == right for scope, right in old.items())
 
 
 def _preflight_check(ctx: Any) -> Check:
@@ -179,6 +190,10 @@ def _preflight_check(ctx: Any) -> Check:
                      failure=f"the tenant's ACS metadata at {acs['url']} is not usable: {acs['problem']}",
                      hint="Check acs_metadata_url of the tenant in the inventory: it must be "
                           "https://accounts.accesscontrol.windows.net/<tenant id>/metadata/json/1.")
+    conflict = _acs_conflict(acs["url"], *_acs_state(ctx))
+    if conflict:
+        return Check(found=found + "; ACS trust blocked", wanted=wanted, evidence=evidence,
+                     failure=conflict[0], hint=conflict[1])
     current_realm = farm.realm()
     evidence["farm_realm"] = current_realm
     impact = realm_impact(farm, current_realm, tenant_id)
@@ -422,7 +437,9 @@ def _realm_check(ctx: Any) -> Check:
     impact = realm_impact(farm, current, tenant_id)
     changes: list[str] = []
     if ctx.params.realm_change == "reregister":
-        changes += [f"re-register {item} under realm {tenant_id}" for item in impact.describe()]
+        # The order apply follows: principals, then issuers, then the realm.
+        changes += [f"re-register {item} under realm {tenant_id}" for item in
+                    RealmImpact(principals=impact.principals).describe() + RealmImpact(issuers=impact.issuers).describe()]
     if current != tenant_id:
         changes.append(f"change the farm realm from {current} to {tenant_id}")
     return Check(found=f"realm {current}" + (f"; {len(impact.describe())} registration(s) under an old realm"
@@ -438,16 +455,17 @@ def _realm_apply(ctx: Any, found: Check) -> list[str]:
     farm = _farm(ctx)
     impact: RealmImpact = found.data
     made = []
-    # Moves first, the realm last: a run that stops half-way leaves the farm's realm as it was,
-    # and the next run finds (and finishes) the same work.
+    # App principals first: registering them under the new realm breaks nothing. Then the issuers
+    # and the realm, back to back, because an issuer renamed to the new realm stops working until
+    # the farm's realm follows. A run that stops half-way is finished by the next one.
     if ctx.params.realm_change == "reregister":
-        for issuer in impact.issuers:
-            moved = farm.move_issuer_to_realm(issuer.name, tenant_id)
-            made.append(f"re-registered issuer {issuer.name} as {moved.registered_issuer_name}")
         for principal in impact.principals:
             granted = farm.move_app_principal_to_realm(principal, tenant_id)
             made.append(f"re-registered app principal {principal.display_name} as {principal.client_id}@{tenant_id}"
                         f" on {principal.site}" + (f" with {', '.join(granted)}" if granted else ""))
+        for issuer in impact.issuers:
+            moved = farm.move_issuer_to_realm(issuer.name, tenant_id)
+            made.append(f"re-registered issuer {issuer.name} as {moved.registered_issuer_name}")
     before = found.evidence["realm_before"]
     if before != tenant_id:
         farm.set_realm(tenant_id)
@@ -470,7 +488,7 @@ def _realm_verify(ctx: Any, found: Check) -> Proof:
             ok = False
             text += f"; still under an old realm: {'; '.join(left.describe())}"
         elif old:
-            text += "; every issuer and app principal of the old realm is registered under the new one"
+            text += "; every issuer and app principal of the old realm is registered under the new one, with its rights"
     return Proof(ok=ok, text=text, evidence=evidence,
                  hint="Set-SPAuthenticationRealm -Realm <tenant id>, then re-register what the old realm held "
                       "(run again with realm_change: reregister).")
@@ -494,6 +512,28 @@ def _acs_state(ctx: Any) -> tuple[Any, Any, Any]:
     return proxy, issuer, named
 
 
+def _acs_conflict(url: str, proxy: Any, issuer: Any, named: Any) -> tuple[str, str] | None:
+    """What on the farm stands in the way of the ACS trust, and how to clear it — or None.
+
+    Pre-flight asks this too: the run must stop before the realm changes, not after.
+    """
+    if proxy is not None and not same_metadata_uri(proxy.metadata_endpoint_uri, url):
+        return (f"the farm already has an ACS proxy '{proxy.name}' for another endpoint: "
+                f"{proxy.metadata_endpoint_uri}",
+                "A farm holds one ACS proxy. Remove it (Remove-SPServiceApplicationProxy) if it belongs to an "
+                "old tenant, or point this run at that tenant; then run again.")
+    if proxy is not None and not proxy.in_default_group:
+        return (f"the ACS proxy '{proxy.name}' is not in the default proxy group",
+                "Add it: Add-SPServiceApplicationProxyGroupMember -Identity (Get-SPServiceApplicationProxyGroup "
+                f"-Default) -Member (Get-SPServiceApplicationProxy | ? Name -eq '{proxy.name}'); then run again.")
+    if issuer is None and named is not None:
+        return (f"a trusted token issuer named '{named.name}' already exists for "
+                f"{named.metadata_endpoint or 'a certificate'} ({named.registered_issuer_name})",
+                f"Remove it if it belongs to an old tenant (Remove-SPTrustedSecurityTokenIssuer '{named.name}' "
+                "-Confirm:$false), or set acs_name to another name; then run again.")
+    return None
+
+
 def _acs_check(ctx: Any) -> Check:
     url = _acs_metadata_url(ctx)
     proxy, issuer, named = _acs_state(ctx)
@@ -504,23 +544,9 @@ def _acs_check(ctx: Any) -> Check:
     wanted = f"ACS proxy in the default group and a trust-broker issuer for {url}"
     evidence = {"metadata_url": url}
 
-    def fail(problem: str, hint: str) -> Check:
-        return Check(found="; ".join(found), wanted=wanted, evidence=evidence, failure=problem, hint=hint)
-
-    if proxy is not None and not same_metadata_uri(proxy.metadata_endpoint_uri, url):
-        return fail(f"the farm already has an ACS proxy '{proxy.name}' for another endpoint: "
-                    f"{proxy.metadata_endpoint_uri}",
-                    "A farm holds one ACS proxy. Remove it (Remove-SPServiceApplicationProxy) if it belongs to an "
-                    "old tenant, or point this run at that tenant; then run again.")
-    if proxy is not None and not proxy.in_default_group:
-        return fail(f"the ACS proxy '{proxy.name}' is not in the default proxy group",
-                    "Add it: Add-SPServiceApplicationProxyGroupMember -Identity (Get-SPServiceApplicationProxyGroup "
-                    f"-Default) -Member (Get-SPServiceApplicationProxy | ? Name -eq '{proxy.name}'); then run again.")
-    if issuer is None and named is not None:
-        return fail(f"a trusted token issuer named '{named.name}' already exists for "
-                    f"{named.metadata_endpoint or 'a certificate'} ({named.registered_issuer_name})",
-                    f"Remove it if it belongs to an old tenant (Remove-SPTrustedSecurityTokenIssuer '{named.name}' "
-                    "-Confirm:$false), or set acs_name to another name; then run again.")
+    conflict = _acs_conflict(url, proxy, issuer, named)
+    if conflict:
+        return Check(found="; ".join(found), wanted=wanted, evidence=evidence, failure=conflict[0], hint=conflict[1])
     changes: list[str] = []
     if proxy is None:
         changes.append(f"create the ACS proxy '{name}' for {url} in the default proxy group")
