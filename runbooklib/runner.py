@@ -197,7 +197,13 @@ class Run:
 
     def finish(self) -> None:
         """Close the run: record its outcome and show the summary (kept as :attr:`summary`)."""
-        status = "failed" if self.engine.failed else ("planned" if self.mode == "plan" else "succeeded")
+        gaps = self.engine.not_run
+        if gaps and not self.engine.failed:
+            # A guided run retried a failed step but never ran the cells it had blocked.
+            self.warn("not run after an earlier failure: " + ", ".join(r.id for r in gaps)
+                      + " — run their cells, then this one")
+        failed = self.engine.failed or gaps
+        status = "failed" if failed else ("planned" if self.mode == "plan" else "succeeded")
         self.summary = self._close(status)
         _show(self.summary)
 

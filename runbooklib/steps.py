@@ -166,6 +166,7 @@ class StepResult:
     hint: str | None = None
     error: str | None = None
     plan: str | None = None  # how this outcome compares with the approved plan, when there is one
+    blocked_by: str | None = None  # the failed step that kept this one from running
 
     @property
     def changed_count(self) -> int:
@@ -307,6 +308,11 @@ class StepEngine:
     def changes(self) -> int:
         return sum(r.changed_count for r in self.results)
 
+    @property
+    def not_run(self) -> list[StepResult]:
+        """Steps skipped because an earlier step failed, and not run since (a guided run's gaps)."""
+        return [r for r in self.results if r.blocked_by]
+
     def run(self, step: Step) -> StepResult:
         failed = self.failed
         if failed is None or failed.id == step.id:
@@ -317,7 +323,8 @@ class StepEngine:
         else:
             result = StepResult(step.id, step.title, Status.SKIPPED,
                                 proof=f"not run: step {failed.id} failed",
-                                hint=f"Fix the cause of step {failed.id}, run its cell again, then this one.")
+                                hint=f"Fix the cause of step {failed.id}, run its cell again, then this one.",
+                                blocked_by=failed.id)
             self.results.append(result)
             return result
         result = self._run(step)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbooklib.errors import RemoteError
+from runbooklib.errors import RemoteError, StepFailed
 from runbooklib.steps import Check, Proof, Status, StepEngine, step
 
 
@@ -137,3 +137,18 @@ def test_running_the_failed_step_again_retries_it_and_the_run_carries_on():
     assert engine.failed is None
     assert engine.run(ensure("b", "2")).status is Status.CHANGED
     assert [(r.id, r.status) for r in engine.results] == [("set-a", Status.CHANGED), ("set-b", Status.CHANGED)]
+
+
+def test_a_guided_run_that_never_ran_the_blocked_steps_does_not_succeed():
+    from runbooklib.runner import Run
+
+    run = Run(scenario="t", mode="apply", ticket="", parameters={}, inventory=None, inventory_path=None,
+              run_context={})
+    run.state = {}  # what the test steps of this module read and write
+    with pytest.raises(StepFailed):
+        run.step(ensure("a", "1", apply_error=RemoteError("farm busy")))
+    run.step(ensure("b", "2"))          # skipped: a failed
+    run.step(ensure("a", "1"))          # retried after the fix
+    run.finish()                        # but b's cell was never run again
+    assert run.status == "failed"
+    assert any("not run after an earlier failure: set-b" in w for w in run.warnings)
