@@ -254,14 +254,8 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> Run
         # that archives to the same place.
         "lock_dir": str((archive / ".locks").resolve()),
     }
-    if request.mode == "apply":
-        plan = Archive(archive).find_plan(request.scenario, request.ticket)
-        if plan is not None:
-            entry, scraps = plan
-            # The apply run shows, step by step, whether it did what the approved plan said.
-            run_context["plan"] = {"run_id": entry.run_id, "steps": {
-                s["id"]: {"status": s["status"], "changes": s.get("changes") or []}
-                for s in scraps.get("steps") or []}}
+    if request.mode == "apply" and request.ticket:
+        run_context.update(_plan_context(Archive(archive), request))
     handler = _EchoHandler()
     pm_log = logging.getLogger("papermill")
     propagate = pm_log.propagate
@@ -306,6 +300,43 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> Run
 
     return RunOutcome(run_id, request.scenario, status, scraps.get("changes"), archive / entry.path, entry,
                       scraps.get("steps") or [], redact(error) if error else None)
+
+
+def _plan_context(archive: Archive, request: RunRequest) -> dict[str, Any]:
+    """What an apply run needs to show, step by step, whether it does what its ticket's plan said.
+
+    The newest plan-mode run of the ticket is the plan. It is compared only if it was made with
+    the same parameters and inventory; steps that later apply runs of the ticket already changed
+    count as done. Anything that prevents the comparison becomes a warning of the run.
+    """
+    from .errors import ArchiveError
+
+    ticket = request.ticket
+    try:
+        runs = archive.ticket_runs(request.scenario, ticket)
+    except ArchiveError as exc:
+        return {"plan_note": f"the plan of ticket {ticket} could not be looked up ({exc.message}); not compared"}
+    plans = [i for i, (_, scraps) in enumerate(runs) if (scraps.get("run") or {}).get("mode") == "plan"]
+    if not plans:
+        return {"plan_note": f"no plan of ticket {ticket} is in the archive: this apply run was not planned"}
+    entry, scraps = runs[plans[-1]]
+    if entry.status != "planned":
+        return {"plan_note": f"the newest plan of ticket {ticket} (run {entry.run_id}) ended {entry.status}; "
+                             "not compared"}
+    recorded = (scraps.get("run") or {}).get("sha256") or {}
+    inventory_sha = hashlib.sha256(request.inventory.read_bytes()).hexdigest() if request.inventory else None
+    if recorded.get("parameters") != request.parameters_sha256() or recorded.get("inventory") != inventory_sha:
+        return {"plan_note": f"the plan of ticket {ticket} (run {entry.run_id}) was made with other parameters "
+                             "or another inventory; not compared"}
+    done: dict[str, str] = {}
+    for later, later_scraps in runs[plans[-1] + 1:]:
+        if (later_scraps.get("run") or {}).get("mode") == "apply":
+            for step in later_scraps.get("steps") or []:
+                if step.get("status") == "changed":
+                    done.setdefault(step["id"], later.run_id)
+    return {"plan": {"run_id": entry.run_id, "done": done, "steps": {
+        step["id"]: {"status": step["status"], "changes": step.get("changes") or []}
+        for step in scraps.get("steps") or []}}}
 
 
 def _load_output(output: Path, source: Path) -> dict[str, Any]:

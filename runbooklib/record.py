@@ -224,20 +224,21 @@ class Archive:
                                    hint="Run 'runbook verify-archive' to see every problem.") from None
         return result
 
-    def find_plan(self, scenario: str, ticket: str) -> tuple[IndexEntry, dict[str, Any]] | None:
-        """The newest planned run of ``scenario`` for change ticket ``ticket``, with its scraps."""
+    def ticket_runs(self, scenario: str, ticket: str) -> list[tuple[IndexEntry, dict[str, Any]]]:
+        """Every archived run of ``scenario`` for change ticket ``ticket``, oldest first, with its scraps."""
         if not ticket or not self.index_path.exists():
-            return None
-        for entry in reversed(self.entries()):
-            if entry.scenario != scenario or entry.status != "planned":
+            return []
+        found = []
+        for entry in self.entries():
+            if entry.scenario != scenario:
                 continue
             try:
                 scraps = read_notebook_scraps(self.read_record(entry))
             except (OSError, ValueError):
                 continue
             if (scraps.get("run") or {}).get("ticket") == ticket:
-                return entry, scraps
-        return None
+                found.append((entry, scraps))
+        return found
 
     def read_record(self, entry: IndexEntry) -> dict[str, Any]:
         return json.loads((self.root / entry.path).read_text(encoding="utf-8"))

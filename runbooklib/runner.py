@@ -180,7 +180,7 @@ class Run:
         result = self.engine.run(step)
         plan = self._context.get("plan")
         if plan and result.status is not Status.FAILED:
-            words, matches = compare_with_plan(result, plan["steps"].get(result.id), plan["run_id"])
+            words, matches = compare_with_plan(result, plan)
             result.plan = words
             if not matches:
                 result.warnings.append(f"differs from the approved plan: {words}")
@@ -265,7 +265,8 @@ class Run:
             f"  by {_user()} on {socket.gethostname()} at {utc_iso(self.started)} (UTC)",
         ]
         if self.ticket:
-            lines.append(f"  ticket {self.ticket}")
+            plan = self._context.get("plan")
+            lines.append(f"  ticket {self.ticket}" + (f" · compared with its plan, run {plan['run_id']}" if plan else ""))
         for target in self.targets():
             lines.append(f"  target {target}")
         return Text("\n".join(lines))
@@ -319,5 +320,7 @@ def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: st
     except RunbookError as exc:
         run.fail(exc)
         raise
+    if run_context.get("plan_note"):
+        run.warn(run_context["plan_note"])
     _show(run.header())
     return run

@@ -167,6 +167,7 @@ class StepResult:
     error: str | None = None
     plan: str | None = None  # how this outcome compares with the approved plan, when there is one
     blocked_by: str | None = None  # the failed step that kept this one from running
+    intended: list[str] = field(default_factory=list)  # what check said to change, before apply
 
     @property
     def changed_count(self) -> int:
@@ -256,17 +257,27 @@ class StepResult:
         return head + table + extras
 
 
-def compare_with_plan(result: StepResult, planned: dict[str, Any] | None, plan_run: str) -> tuple[str, bool]:
-    """How a step's outcome in an apply run compares with the plan: (words, matches)."""
+def compare_with_plan(result: StepResult, plan: dict[str, Any]) -> tuple[str, bool]:
+    """How a step's outcome in an apply run compares with the approved plan: (words, matches).
+
+    ``plan`` holds the plan's ``run_id``, its ``steps`` by id (status and change texts) and the
+    steps later apply runs of the same ticket already ``done``. What check meant to change is
+    compared with what the plan listed, word for word.
+    """
+    plan_run = plan["run_id"]
+    planned = plan["steps"].get(result.id)
     if planned is None:
         return f"not in plan {plan_run}", False
-    was, wanted = planned.get("status"), len(planned.get("changes") or [])
+    was, listed = planned.get("status"), list(planned.get("changes") or [])
     if result.status is Status.CHANGED and was == "planned":
-        if len(result.changes) == wanted:
+        if result.intended == listed:
             return f"as planned in run {plan_run}", True
-        return f"made {len(result.changes)} change(s) where plan {plan_run} listed {wanted}", False
+        return f"changed other things than plan {plan_run} listed: planned {listed}, found {result.intended}", False
     if result.status is Status.OK and was == "planned":
-        return f"plan {plan_run} listed {wanted} change(s), but none were needed any more", False
+        earlier = plan.get("done", {}).get(result.id)
+        if earlier:
+            return f"done as planned by run {earlier} of the same ticket", True
+        return f"plan {plan_run} listed {len(listed)} change(s), but none were needed any more", False
     if result.status is Status.CHANGED and was in ("ok", "skipped"):
         return f"changed although plan {plan_run} found nothing to change", False
     if result.status.value == was:
@@ -352,6 +363,7 @@ class StepEngine:
                 result.hint = check.hint
                 return result
             result.changes = list(check.changes)
+            result.intended = list(check.changes)
             if check.changes and self.mode == "plan":
                 result.status = Status.PLANNED
                 result.proof = "not applied (plan mode)"

@@ -166,3 +166,38 @@ def test_an_apply_run_that_departs_from_its_plan_says_so(tmp_path):
     entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
     scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict
     assert other_ticket.returncode == 0 and scraps["run"]["plan_run_id"] is None
+
+
+def _last_scraps(archive):
+    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    return entries, scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict
+
+
+def test_a_resumed_apply_counts_what_the_first_apply_did_as_planned(tmp_path):
+    archive = tmp_path / "records"
+    common = ["-p", f"workdir={tmp_path}", "--archive", str(archive), "--ticket", "CHG-10"]
+    assert runbook("run", str(FIXTURE_NOTEBOOK), *common, "--plan").returncode == 0
+    assert runbook("run", str(FIXTURE_NOTEBOOK), *common).returncode == 0
+    assert runbook("run", str(FIXTURE_NOTEBOOK), *common).returncode == 0
+    entries, scraps = _last_scraps(archive)
+    assert all(s["plan"] == f"done as planned by run {entries[1]['run_id']} of the same ticket"
+               for s in scraps["steps"])
+    assert scraps["run"]["warnings"] == []
+
+
+def test_a_plan_made_with_other_parameters_is_not_taken_for_this_apply(tmp_path):
+    archive = tmp_path / "records"
+    other = tmp_path / "other"
+    other.mkdir()
+    assert runbook("run", str(FIXTURE_NOTEBOOK), "-p", f"workdir={other}", "--archive", str(archive),
+                   "--ticket", "CHG-11", "--plan").returncode == 0
+    assert runbook("run", str(FIXTURE_NOTEBOOK), "-p", f"workdir={tmp_path}", "--archive", str(archive),
+                   "--ticket", "CHG-11").returncode == 0
+    _, scraps = _last_scraps(archive)
+    assert scraps["run"]["plan_run_id"] is None
+    assert all(s["plan"] is None for s in scraps["steps"])
+    assert any("other parameters" in w for w in scraps["run"]["warnings"])
+    assert runbook("run", str(FIXTURE_NOTEBOOK), "-p", f"workdir={tmp_path}", "--archive", str(archive),
+                   "--ticket", "CHG-12").returncode == 0
+    _, scraps = _last_scraps(archive)
+    assert any("no plan of ticket CHG-12" in w for w in scraps["run"]["warnings"])

@@ -362,3 +362,31 @@ METADATA_INVALID = "The metadata document retrieved from '{url}' is not a valid 
 METADATA_OVER_HTTP = ("The metadata end point '{url}' is not using HTTPS. Set AllowMetadataOverHttp to true "
                       "on the security token service configuration to allow it.")  # [U]
 CERTIFICATE_HAS_PRIVATE_KEY = "The certificate must not contain a private key."  # [U]
+
+
+# ---------------------------------------------------------------------------------------------
+# Provider-hosted (high-trust) add-in tokens at /_vti_bin/client.svc and /_api/ (sharepoint_web).
+# [C] the token shapes (s2s-facts.md): iss <issuer id>@<realm>, nameid <client id>@<realm>, aud
+#     00000003-…/<host>@<realm>, RS256 with x5t; a user token (alg none) around a delegated actor.
+# [C] an app-only call (no user) is allowed only where the principal's grant enables the app-only
+#     policy (AllowAppOnlyPolicy in the manifest, -EnableAppOnlyPolicy in Set-SPAppPrincipalPermission).
+# [U] a self-issuer's issuer id is the add-in's client id (TokenHelper falls back to ClientId when
+#     no IssuerId is configured), so a self-issuer speaks only for <issuer id>@<realm>; a token from
+#     it naming another client id is refused as if the issuer were asked to broker.
+# [U] the lab's machine-readable reasons and which x-ms-diagnostics code each one carries.
+# [U] a certificate-based issuer counts only while the realm in its registered name is the farm's
+#     current realm (the breakage KB 4010011 describes after Set-SPAuthenticationRealm).
+APP_ONLY_NEEDS_POLICY = True
+
+# Authenticated but not authorised: 403 with SharePoint's access-denied error.   [C] text; [U] body shape
+ACCESS_DENIED = "Access denied. You do not have permission to perform this action or access this resource."
+ACCESS_DENIED_CODE = "-2147024891, System.UnauthorizedAccessException"
+
+
+def access_denied_body() -> dict:
+    """The /_api/ error body of a 403 (JSON light's ``odata.error``).                          [U]"""
+    return {"odata.error": {"code": ACCESS_DENIED_CODE, "message": {"lang": "en-US", "value": ACCESS_DENIED}}}
+
+
+# The wildcard managed path a new web application has (besides its explicit root).            [C]
+MANAGED_PATHS = ("sites",)

@@ -117,9 +117,10 @@ class FarmDefinition:
                     WebAppDefinition("http://intranet.contoso.lab/", "ntlm", "SharePoint - intranet80"),
                 ),
                 initial_issuers=(
+                    # A self-issuer: its issuer id is its client id ([U], see _sharepoint_texts).
                     AddinIssuerDefinition(
                         name="Contoso Expenses add-in",
-                        issuer_id="2f5b0c7e-4d0a-4c36-9a8e-3a1d7c5e9b21",
+                        issuer_id="8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57",
                         client_id="8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57",
                         site_url="https://sharepoint.contoso.lab",
                         display_name="Contoso Expenses",
@@ -309,13 +310,40 @@ def _missing_seed(state: dict[str, Any], definition: FarmDefinition) -> tuple[li
     return sites, addins
 
 
+# Issuer ids seeded add-ins had in older presets. The Expenses add-in is a self-issuer, whose
+# issuer id must be its client id; presets before that registered it under a separate id.
+_FORMER_ISSUER_IDS: dict[str, tuple[str, ...]] = {
+    "Contoso Expenses add-in": ("2f5b0c7e-4d0a-4c36-9a8e-3a1d7c5e9b21",),
+}
+
+
+def _migrate_issuer_ids(doc: dict[str, Any], definition: FarmDefinition) -> bool:
+    """Rename a seeded add-in's issuer registered under a former issuer id to the preset's id,
+    keeping its realm (whatever realm it has moved to), certificate and everything else."""
+    changed = False
+    for addin in definition.initial_issuers:
+        former = {i.lower() for i in _FORMER_ISSUER_IDS.get(addin.name, ())}
+        for state in (doc["initial"], doc["current"]):
+            for issuer in state["trusted_issuers"]:
+                issuer_id, at, realm = issuer["registered_issuer_name"].partition("@")
+                if (issuer["name"] == addin.name and issuer["metadata_endpoint"] is None and at
+                        and issuer_id.lower() in former):
+                    issuer["registered_issuer_name"] = f"{addin.issuer_id.lower()}@{realm}"
+                    changed = True
+    if changed:
+        log.info("farm %s: seeded add-in issuers renamed to their current issuer ids", definition.name)
+    return changed
+
+
 def upgrade_seed(doc: dict[str, Any], definition: FarmDefinition) -> bool:
-    """Add to a state file what a newer preset seeds (site collections, add-ins), in both the
-    initial and the current state, so ``reset()`` and a running lab have them. Only additive: what
-    the file already holds (ids, certificates, changes) stays. Returns whether anything was added."""
+    """Bring a state file up to what a newer preset seeds (site collections, add-ins, add-in issuer
+    ids), in both the initial and the current state, so ``reset()`` and a running lab have them.
+    What the file already holds (ids, certificates, changes) stays, except a seeded add-in's former
+    issuer id (:data:`_FORMER_ISSUER_IDS`). Returns whether anything changed."""
+    migrated = _migrate_issuer_ids(doc, definition)
     sites, addins = _missing_seed(doc["initial"], definition)
     if not sites and not addins:
-        return False
+        return migrated
     # Made once, so the initial and the current state hold the same ids and certificates.
     pairs = {a.name: new_signing_certificate(a.name) for a in addins}
     new_sites = {url.lower(): _new_site(url, title) for url, title in sites}
