@@ -171,7 +171,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
-    from .record import archive_guided_run
+    from .execute import archive_guided_run
 
     entry = archive_guided_run(Path(args.notebook), _archive_dir(args.archive))
     print(f"archived run {entry.run_id} ({entry.scenario}, {entry.status}) as "

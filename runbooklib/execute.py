@@ -8,6 +8,7 @@ secret this process can resolve, as a second line of defence behind the kernel's
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from .errors import InputError
 from .record import Archive, IndexEntry, read_notebook_scraps, scrap_output, utc_iso, utc_now
 
-__all__ = ["RunOutcome", "RunRequest", "execute_run", "kernel_name", "prepare_notebook"]
+__all__ = ["RunOutcome", "RunRequest", "archive_guided_run", "execute_run", "kernel_name", "prepare_notebook"]
 
 log = logging.getLogger(__name__)
 
@@ -412,3 +413,71 @@ def prepare_notebook(request: RunRequest, out: Path) -> Path:
                                prepare_only=True, kernel_name=kernel_name(), progress_bar=False)
     return out
 
+
+
+def archive_guided_run(notebook_path: Path, archive: Path) -> IndexEntry:
+    """Archive the notebook of a guided run (saved from JupyterLab) as that run's record.
+
+    The notebook must carry the ``run`` scrap its run glued when it finished or failed; it is
+    filed under the run's own id and start time, so one run is archived once. Like a headless
+    record it is scrubbed of the secrets its targets' references resolve to on this machine —
+    cell *sources* are not covered by the kernel's redaction.
+    """
+    try:
+        notebook = json.loads(Path(notebook_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{notebook_path} does not exist", field="FILE.ipynb") from None
+    except ValueError:
+        raise InputError(f"{notebook_path} is not a notebook (invalid JSON)", field="FILE.ipynb") from None
+    run = read_notebook_scraps(notebook).get("run")
+    if not isinstance(run, dict) or not run.get("status") or not run.get("run_id"):
+        raise InputError(f"{notebook_path} holds no finished run", field="FILE.ipynb",
+                         hint="Run the notebook to its Summary cell (or until a step fails), save it, then archive it.")
+    if not (run.get("sha256") or {}).get("notebook"):
+        raise InputError(f"{notebook_path} was not prepared by 'runbook prepare'", field="FILE.ipynb",
+                         hint="Guided runs start from 'runbook prepare SCENARIO … --out FILE.ipynb'.")
+    secrets = _guided_run_secrets(notebook, str(run.get("scenario") or ""))
+    text = _scrub(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", secrets)
+    started = dt.datetime.fromisoformat(str(run.get("started") or utc_iso(utc_now())).replace("Z", "+00:00"))
+    return Archive(archive).add(text.encode("utf-8"), scenario=str(run.get("scenario") or "unknown"),
+                                run_id=str(run["run_id"]), status=str(run["status"]), started=started)
+
+
+def _guided_run_secrets(notebook: dict[str, Any], scenario: str) -> list[str]:
+    """The secret values of the run's targets, resolved here without prompting (what can be)."""
+    from .errors import RunbookError
+    from .inventory import load_inventory
+    from .scenarios import find_scenario
+
+    parameters = (notebook.get("metadata", {}).get("papermill") or {}).get("parameters") or {}
+    inventory = parameters.get("inventory")
+    if not inventory or not Path(inventory).is_file():
+        return []
+    try:
+        inv = load_inventory(Path(inventory))
+        info = find_scenario(scenario)
+        values = parameters.values() if info is None else [parameters.get(k) for k in info.load().Parameters.model_fields]
+        servers, tenants = inv.named_in(values)
+        found = []
+        for server in servers:
+            found += _resolvable([server.password])
+        for tenant in tenants:
+            found += _resolvable([tenant.credential.secret, tenant.credential.certificate_password])
+        return found
+    except RunbookError:
+        log.warning("could not read the run's inventory %s to scrub its secrets", inventory)
+        return []
+
+
+def _resolvable(refs: list[str | None]) -> list[str]:
+    from .errors import RunbookError
+    from .secrets import resolve_secret
+
+    values = []
+    for ref in refs:
+        if ref and str(ref).strip() != "prompt":
+            try:
+                values.append(resolve_secret(ref, purpose="scrubbing the archived record", interactive=False))
+            except RunbookError:
+                continue
+    return values

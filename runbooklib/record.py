@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ._kernel import in_kernel
-from .errors import ArchiveError, InputError
+from .errors import ArchiveError
 
 __all__ = [
     "Archive",
-    "archive_guided_run",
     "IndexEntry",
     "SCRAP_MIME",
     "glue",
@@ -276,28 +275,3 @@ class Archive:
                 if relative not in indexed:
                     problems.append(f"{relative}: record is not in the index")
         return problems
-
-
-def archive_guided_run(notebook_path: Path, root: Path) -> IndexEntry:
-    """Archive the notebook of a guided run (saved from JupyterLab) as that run's record.
-
-    The notebook must carry the ``run`` scrap its run glued when it finished or failed; the
-    record is filed under the run's own id and start time, so the same run is archived once.
-    """
-    try:
-        notebook = json.loads(Path(notebook_path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{notebook_path} does not exist", field="FILE.ipynb") from None
-    except ValueError:
-        raise InputError(f"{notebook_path} is not a notebook (invalid JSON)", field="FILE.ipynb") from None
-    run = read_notebook_scraps(notebook).get("run")
-    if not isinstance(run, dict) or not run.get("status") or not run.get("run_id"):
-        raise InputError(
-            f"{notebook_path} holds no finished run",
-            field="FILE.ipynb",
-            hint="Run the notebook to its Summary cell (or until a step fails), save it, then archive it.",
-        )
-    started = dt.datetime.fromisoformat(str(run.get("started") or utc_iso(utc_now())).replace("Z", "+00:00"))
-    data = (json.dumps(notebook, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
-    return Archive(root).add(data, scenario=str(run.get("scenario") or "unknown"), run_id=str(run["run_id"]),
-                             status=str(run["status"]), started=started)

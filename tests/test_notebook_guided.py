@@ -33,3 +33,29 @@ def test_prepared_hybrid_notebook_runs_cell_by_cell_under_nbval(lab, tmp_path):
     assert " passed" in run.stdout
     # The guided run really changed the lab: the farm's realm is now the tenant id.
     assert lab.farm("sp-a").realm == lab.tenant.tenant_id
+
+
+def test_archiving_a_guided_run_scrubs_a_password_typed_into_a_cell(lab, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from runbooklib.execute import kernel_name
+
+    guided = tmp_path / "guided.ipynb"
+    assert runbook("prepare", "sharepoint-hybrid", "--inventory", str(lab.inventory_path), "--plan",
+                   "--params", str(ROOT / "parameters" / "lab" / "sharepoint-hybrid.yaml"),
+                   "--out", str(guided)).returncode == 0
+    nb = nbformat.read(guided, as_version=4)
+    password = lab.password("sp-a")
+    # What the redactor cannot see: a secret typed into a cell's source by the administrator.
+    nb.cells.append(nbformat.v4.new_code_cell(f"# tried by hand: {password}"))
+    NotebookClient(nb, kernel_name=kernel_name(), timeout=120,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, guided)
+    archive = tmp_path / "records"
+    result = runbook("archive", str(guided), "--archive", str(archive))
+    assert result.returncode == 0, result.stderr
+    blob = b"".join(p.read_bytes() for p in archive.rglob("*") if p.is_file())
+    assert password.encode() not in blob and b"tried by hand: ********" in blob
+    entry = json.loads((archive / "index.jsonl").read_text())
+    assert entry["status"] == "planned" and entry["scenario"] == "sharepoint-hybrid"

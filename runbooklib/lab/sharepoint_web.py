@@ -2,48 +2,89 @@
 
 ``/_layouts/15/metadata/json/1`` (and ``…/rootcertificate``)
     the farm's metadata documents (:meth:`SharePointFarm.metadata_document`).
-``/_vti_bin/client.svc`` and ``/_api/…``
-    without a token: the Bearer realm challenge (realm discovery). With a token: the proof
-    that SharePoint in Microsoft 365 can call this farm through ACS — the inbound half of
-    the hybrid trust. The farm accepts a bearer token when
+``[/sites/<name>]/_vti_bin/client.svc`` and ``[/sites/<name>]/_api/…``
+    without a token: the Bearer realm challenge (realm discovery). With a token: the proof that
+    a caller the farm trusts can reach that site collection. The site is the one at the request
+    path in the web application whose public name the token's audience names.
 
-    * its ``iss`` is the registered name of a trusted security token issuer that is a trust
-      broker (``IsSelfIssuer`` False), e.g. ``00000001-0000-0000-c000-000000000000@<tenant id>``
-      after the hybrid ACS step (``no_trusted_broker`` / ``issuer_not_trust_broker``);
-    * that issuer's signing certificate — taken from its metadata when the issuer was
-      created — is the one ``x5t`` names and verifies the signature (``unknown_x5t`` /
-      ``bad_signature``), and the token is within its times (``expired`` / ``not_yet_valid``);
-    * its audience is SharePoint (``00000003-…``) at one of the farm's public names (a web
-      application URL or zone URL) in the farm's *current* realm (``wrong_audience`` /
-      ``realm_mismatch``);
-    * its ``nameid`` is an app principal registered on the farm (``principal_not_registered``).
+Two kinds of caller are judged (token rules from :mod:`.s2s_oracle`, the lab's own verifier):
 
-    Token rules come from :mod:`.s2s_oracle` (the lab's own verifier, not the runbooks').
-    A refusal is 401 with the same realm challenge, an ``x-ms-diagnostics`` header and
-    ``X-Lab-S2S-Reason`` (the machine-readable reason); acceptance is 200 with a small JSON
-    description of the site and who called.
+*SharePoint in Microsoft 365 through ACS* — the inbound half of the hybrid trust:
+
+* ``iss`` is the registered name of a metadata-based trusted issuer that is a trust broker
+  (``IsSelfIssuer`` False), e.g. ``00000001-0000-0000-c000-000000000000@<tenant id>`` after the
+  hybrid ACS step (``no_trusted_broker`` / ``issuer_not_trust_broker``);
+* that issuer's signing certificate — taken from its metadata when the issuer was created — is
+  the one ``x5t`` names and verifies the signature (``unknown_x5t`` / ``bad_signature``), and the
+  token is within its times (``expired`` / ``not_yet_valid``);
+* its audience is SharePoint (``00000003-…``) at one of the farm's public names in the farm's
+  *current* realm (``wrong_audience`` / ``realm_mismatch``);
+* its ``nameid`` is an app principal registered on the farm (``principal_not_registered``).
+
+*A provider-hosted (high-trust) add-in* — its issuer is certificate-based (no metadata):
+
+* ``iss`` = ``<issuer id>@<realm>`` is the registered name of a trusted issuer
+  (``unknown_issuer``), and that realm is the farm's current realm (``realm_mismatch``: what
+  KB 4010011 describes after Set-SPAuthenticationRealm, for an issuer or a token left in the old
+  realm); signature, times and audience as above;
+* ``nameid`` = ``<client id>@<farm realm>`` (``realm_mismatch``); a self-issuer speaks only for
+  its own id — its issuer id *is* the client id [U] — while a trust broker may speak for any
+  client id (``issuer_not_trust_broker``); the principal is registered (``principal_not_registered``);
+* the principal has a right on the site collection asked for: a SiteCollection or Site grant
+  there, or a SiteSubscription grant (``no_rights_on_site``); an app-only call (an actor token
+  without a user token around it) needs a grant with the app-only policy (``app_only_not_allowed``).
+
+A refused token is 401 with the same realm challenge, an ``x-ms-diagnostics`` header and
+``X-Lab-S2S-Reason`` (the machine-readable reason); a caller that is authenticated but has no
+rights gets 403 with SharePoint's access-denied error and the same reason header. Acceptance is
+200 with a small JSON description of the site and who called.
+
+:func:`addin_token` mints what a high-trust add-in sends (discovering the realm from the farm at
+run time, as the add-in's TokenHelper does); :func:`call_site` calls a site with it.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import re
+import ssl
+import time
+import urllib.error
+import urllib.request
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, NoReturn
 from urllib.parse import urlsplit
+
+import jwt
 
 from . import _sharepoint_texts as T
 from . import s2s_oracle
 from . import sharepoint_objects as O
 from .http import LabServer, Request, Response
+from .sharepoint_state import AddinIssuerDefinition, FarmDefinition, site_url_of
 
 if TYPE_CHECKING:
     from .sharepoint import SharePointFarm
 
-__all__ = ["FarmWeb", "public_hosts"]
+__all__ = [
+    "API_PATH",
+    "FarmWeb",
+    "SiteAnswer",
+    "addin_token",
+    "call_site",
+    "discover_realm",
+    "public_hosts",
+]
 
 log = logging.getLogger(__name__)
 
 API_PATH = "/_api/"
+_CLIENT_SVC = "/_vti_bin/client.svc"
+_NII_ACTIVE_DIRECTORY = "urn:office:idp:activedirectory"
 
 # x-ms-diagnostics codes a farm sends with a refused token. The 3000003 (audience) and 3000006
 # (signature/time) families are seen in the field; the mapping of each lab reason is the lab's
@@ -55,6 +96,7 @@ _DIAG_CODES = {
     "realm_mismatch": 3000003,
     "no_trusted_broker": 3000005,
     "issuer_not_trust_broker": 3000005,
+    "unknown_issuer": 3000005,
     "wrong_issuer": 3000005,
     "unknown_x5t": 3000006,
     "bad_signature": 3000006,
@@ -63,6 +105,8 @@ _DIAG_CODES = {
     "not_yet_valid": 3000006,
     "principal_not_registered": 3000007,
 }
+# Reasons that mean "authenticated, not authorised": 403, not a new challenge.
+_FORBIDDEN = frozenset({"no_rights_on_site", "app_only_not_allowed"})
 
 StateView = Callable[[], AbstractContextManager[dict[str, Any]]]
 
@@ -71,14 +115,71 @@ def public_hosts(state: dict[str, Any]) -> set[str]:
     """Every name the farm answers for: web application and zone URLs (``host`` or ``host:port``)."""
     hosts = {state["public_host"].lower()}
     for web_app in state["web_apps"]:
-        urls = [web_app["url"]] + [zone["url"] for zone in web_app.get("zones", {}).values()]
-        for url in urls:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            hosts.add(host)
-            if parts.port:
-                hosts.add(f"{host}:{parts.port}")
+        for url in _zone_urls(web_app):
+            hosts |= _names_of(url)
     return hosts
+
+
+def _zone_urls(web_app: dict[str, Any]) -> list[str]:
+    return [web_app["url"]] + [zone["url"] for zone in web_app.get("zones", {}).values()]
+
+
+def _names_of(url: str) -> set[str]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return {host, f"{host}:{parts.port}"} if parts.port else {host}
+
+
+def _norm(url: str) -> str:
+    return url.rstrip("/").lower()
+
+
+@dataclass(frozen=True)
+class _FarmView:
+    """What the web endpoints need of the farm's state, copied under its lock."""
+
+    realm: str
+    issuers: list[dict[str, Any]]
+    principals: dict[str, dict[str, Any]]
+    hosts: set[str]
+    web_apps: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> "_FarmView":
+        return cls(
+            realm=state["realm"].lower(),
+            issuers=[dict(i) for i in state["trusted_issuers"]],
+            principals={p["name_identifier"].lower(): json.loads(json.dumps(p)) for p in state["app_principals"]},
+            hosts=public_hosts(state),
+            web_apps=json.loads(json.dumps(state["web_apps"])),
+        )
+
+    def site(self, host: str, site_path: str) -> dict[str, Any] | None:
+        """The site collection at ``site_path`` in the web application answering for ``host``."""
+        web_app = next((wa for wa in self.web_apps if any(host in _names_of(u) for u in _zone_urls(wa))), None)
+        if web_app is None:
+            return None
+        root = _norm(site_url_of(web_app["url"]))
+        wanted = root + site_path.rstrip("/").lower()
+        for site in sorted(web_app["sites"], key=lambda s: len(s["url"]), reverse=True):
+            url = _norm(site["url"])
+            if wanted == url or wanted.startswith(url + "/"):
+                if url == root and _under_managed_path(site_path):
+                    return None  # /sites/<name> with no site collection there: 404, not the root site
+                return site
+        return None
+
+
+def _under_managed_path(site_path: str) -> bool:
+    first = site_path.strip("/").split("/", 1)[0].lower()
+    return bool(first) and first in T.MANAGED_PATHS
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    accepted: s2s_oracle.Accepted
+    principal: dict[str, Any]
+    addin: bool  # a high-trust add-in (rights on the site are checked), not ACS
 
 
 class FarmWeb:
@@ -94,6 +195,8 @@ class FarmWeb:
         server.mount(METADATA_PATH, self.serve_metadata)
         server.mount(REALM_DISCOVERY_PATH, self.serve_client)
         server.mount(API_PATH, self.serve_client)
+        for managed in T.MANAGED_PATHS:  # site collections below the root: /sites/<name>/_api/…
+            server.mount(f"/{managed}/", self.serve_site_path)
 
     # ------------------------------------------------------------------------ metadata
     def serve_metadata(self, request: Request) -> Response:
@@ -106,75 +209,199 @@ class FarmWeb:
             return Response.json(self.farm.metadata_document())
         if path == ROOT_CERTIFICATE_PATH:
             return Response.json(self.farm.root_certificate_document())
-        return Response.text("404 NOT FOUND", status=404, content_type="text/html; charset=utf-8")
+        return _not_found()
+
+    # ------------------------------------------------------------------------ site paths
+    def serve_site_path(self, request: Request) -> Response:
+        """``/sites/<name>/…``: the site's client.svc, _api and metadata, or 404."""
+        from .sharepoint import METADATA_PATH
+
+        lowered = request.path.lower()
+        for marker in (_CLIENT_SVC, API_PATH.rstrip("/"), METADATA_PATH):
+            at = lowered.find(marker)
+            if at > 0 and lowered[at + len(marker):at + len(marker) + 1] in ("", "/"):
+                if marker == METADATA_PATH:
+                    return self.serve_metadata(_with_path(request, request.path[at:]))
+                return self._serve(request, request.path[:at])
+        return _not_found()
 
     # ------------------------------------------------------------------------ client.svc, _api
     def serve_client(self, request: Request) -> Response:
+        return self._serve(request, "")
+
+    def _serve(self, request: Request, site_path: str) -> Response:
         with self._view() as state:
-            realm = state["realm"]
-            issuers = [dict(i) for i in state["trusted_issuers"]]
-            principals = {p["name_identifier"].lower(): dict(p) for p in state["app_principals"]}
-            hosts = public_hosts(state)
-            sites = [(wa["url"], site) for wa in state["web_apps"] for site in wa["sites"]]
-        challenge_issuers = [self.farm.name_identifier] + [i["registered_issuer_name"] for i in issuers]
+            farm = _FarmView.of(state)
+        challenge_issuers = [f"{T.SHAREPOINT_PRINCIPAL_ID}@{farm.realm}"] + \
+            [i["registered_issuer_name"] for i in farm.issuers]
         auth = request.header("authorization") or ""
         token = auth[6:].strip() if auth[:6].lower() == "bearer" else ""
         try:
             if not token:
                 # An anonymous "Authorization: Bearer " probe is realm discovery: the challenge is the answer.
                 raise s2s_oracle.Rejected("no_token", "There is no bearer token in the request.")
-            broker = _trust_broker(token, issuers)
-            accepted = s2s_oracle.verify(
-                token,
-                certificates=s2s_oracle.usable_certificates([O.load_pem(broker["signing_cert_pem"])]),
-                issuer=broker["registered_issuer_name"],
-                principal=T.SHAREPOINT_PRINCIPAL_ID,
-                realm=realm,
-                host_ok=lambda host: host in hosts,
-            )
-            principal = principals.get(accepted.nameid)
-            if principal is None:
-                raise s2s_oracle.Rejected(
-                    "principal_not_registered",
-                    f"The app principal {accepted.nameid} is not registered on this farm (Register-SPAppPrincipal).",
-                )
+            verdict = _judge(token, farm)
+            site = farm.site(verdict.accepted.audience.host, site_path)
+            if site is None:
+                return _not_found()
+            if verdict.addin:
+                _check_rights(verdict, site)
         except s2s_oracle.Rejected as exc:
             if exc.reason != "no_token":
                 log.info("%s: refused S2S token (%s): %s", self.farm.name, exc.reason, exc.detail)
-            return _challenge(realm, challenge_issuers, exc)
-        site_url = next((site["url"] for url, site in sites if urlsplit(url).hostname == accepted.audience.host), None)
-        title = next((site["title"] for url, site in sites if site["url"] == site_url), None)
+            if exc.reason in _FORBIDDEN:
+                return _forbidden(exc)
+            return _challenge(farm.realm, challenge_issuers, exc)
+        accepted = verdict.accepted
         return Response.json({
-            "Title": title,
-            "Url": site_url or f"https://{accepted.audience.host}",
+            "Title": site["title"],
+            "Url": site["url"],
             "AppPrincipal": accepted.nameid,
-            "AppPrincipalDisplayName": principal["display_name"],
+            "AppPrincipalDisplayName": verdict.principal["display_name"],
             "User": accepted.user,
             "Issuer": accepted.issuer,
-            "Realm": realm,
+            "Realm": farm.realm,
         })
 
 
-def _trust_broker(token: str, issuers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The trusted token issuer ``token`` names, if it is a trust broker; else :class:`Rejected`."""
+# ---------------------------------------------------------------------------------- the rules
+def _judge(token: str, farm: _FarmView) -> _Verdict:
+    """Who ``token`` authenticates on ``farm`` (site rights aside), or :class:`s2s_oracle.Rejected`."""
     claims = s2s_oracle.unverified_claims(token)
     if "actortoken" in claims and isinstance(claims["actortoken"], str):
         claims = s2s_oracle.unverified_claims(claims["actortoken"])  # an outer token: its actor's issuer decides
     iss = str(claims.get("iss") or "").lower()
-    issuer = next((i for i in issuers if i["registered_issuer_name"].lower() == iss), None)
+    issuer = next((i for i in farm.issuers if i["registered_issuer_name"].lower() == iss), None)
     if issuer is None:
-        brokers = [i["registered_issuer_name"] for i in issuers if not i["is_self_issuer"]]
+        _refuse_unknown_issuer(token, iss, farm)
+    if issuer["metadata_endpoint"]:
+        return _judge_broker(token, issuer, farm)
+    return _judge_addin(token, issuer, farm)
+
+
+def _verify(token: str, issuer: dict[str, Any], farm: _FarmView, *, expected_issuer: str | None = None) -> s2s_oracle.Accepted:
+    return s2s_oracle.verify(
+        token,
+        certificates=s2s_oracle.usable_certificates([O.load_pem(issuer["signing_cert_pem"])]),
+        issuer=expected_issuer or issuer["registered_issuer_name"],
+        principal=T.SHAREPOINT_PRINCIPAL_ID,
+        realm=farm.realm,
+        host_ok=lambda host: host in farm.hosts,
+    )
+
+
+def _registered(accepted: s2s_oracle.Accepted, farm: _FarmView) -> dict[str, Any]:
+    principal = farm.principals.get(accepted.nameid)
+    if principal is None:
+        raise s2s_oracle.Rejected(
+            "principal_not_registered",
+            f"The app principal {accepted.nameid} is not registered on this farm (Register-SPAppPrincipal).",
+        )
+    return principal
+
+
+def _judge_broker(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
+    """A metadata-based issuer (ACS after the hybrid step): only a trust broker may speak for others."""
+    if issuer["is_self_issuer"]:
+        raise s2s_oracle.Rejected(
+            "issuer_not_trust_broker",
+            f"The trusted issuer '{issuer['name']}' ({issuer['registered_issuer_name']}) is a self-issuer, "
+            "not a trust broker (IsTrustBroker).",
+        )
+    accepted = _verify(token, issuer, farm)
+    return _Verdict(accepted, _registered(accepted, farm), addin=False)
+
+
+def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
+    """A certificate-based issuer: a provider-hosted (high-trust) add-in."""
+    accepted = _verify(token, issuer, farm)
+    issuer_id, _, issuer_realm = issuer["registered_issuer_name"].lower().partition("@")
+    if issuer_realm != farm.realm:
+        raise s2s_oracle.Rejected(
+            "realm_mismatch",
+            f"The trusted issuer '{issuer['name']}' is registered as {issuer['registered_issuer_name']}, in realm "
+            f"{issuer_realm}; this farm's realm is {farm.realm} (KB 4010011): re-register it as "
+            f"{issuer_id}@{farm.realm}.",
+        )
+    client_id, _, nameid_realm = accepted.nameid.partition("@")
+    if nameid_realm != farm.realm:
+        raise s2s_oracle.Rejected(
+            "realm_mismatch",
+            f"The token speaks for {accepted.nameid or '(nobody)'}; an app principal here is "
+            f"<client id>@{farm.realm}.",
+        )
+    if issuer["is_self_issuer"] and client_id != issuer_id:
+        raise s2s_oracle.Rejected(
+            "issuer_not_trust_broker",
+            f"The trusted issuer '{issuer['name']}' ({issuer['registered_issuer_name']}) is a self-issuer: it "
+            f"speaks only for {issuer_id}@{farm.realm}, not for {accepted.nameid} (that needs IsTrustBroker).",
+        )
+    return _Verdict(accepted, _registered(accepted, farm), addin=True)
+
+
+def _refuse_unknown_issuer(token: str, iss: str, farm: _FarmView) -> NoReturn:
+    """Refuse a token whose ``iss`` is no registered issuer, naming the likeliest cause."""
+    issuer_id, _, iss_realm = iss.partition("@")
+    if issuer_id == T.ACS_PRINCIPAL_ID or not issuer_id:
+        brokers = [i["registered_issuer_name"] for i in farm.issuers if not i["is_self_issuer"]]
         raise s2s_oracle.Rejected(
             "no_trusted_broker",
             f"The issuer {iss or '(none)'} is not a trusted security token issuer of this farm "
             f"(trust brokers: {', '.join(brokers) or 'none'}).",
         )
-    if issuer["is_self_issuer"]:
+    # The same issuer id registered under another realm: the add-in and the farm disagree on the realm.
+    known = next((i for i in farm.issuers if not i["metadata_endpoint"]
+                  and i["registered_issuer_name"].lower().partition("@")[0] == issuer_id), None)
+    if known is None:
+        raise s2s_oracle.Rejected("unknown_issuer",
+                                  f"The issuer {iss} is not a trusted security token issuer of this farm.")
+    if iss_realm != farm.realm:
+        # Signature, times and audience first (a token in the old realm fails there), then the issuer's realm.
+        _verify(token, known, farm, expected_issuer=iss)
         raise s2s_oracle.Rejected(
-            "issuer_not_trust_broker",
-            f"The trusted issuer '{issuer['name']}' ({iss}) is a self-issuer, not a trust broker (IsTrustBroker).",
+            "realm_mismatch",
+            f"The token's issuer {iss} is in realm {iss_realm}; this farm's realm is {farm.realm} and the "
+            f"issuer '{known['name']}' is registered as {known['registered_issuer_name']}.",
         )
-    return issuer
+    raise s2s_oracle.Rejected(
+        "unknown_issuer",
+        f"The issuer {iss} is not registered: '{known['name']}' is registered as "
+        f"{known['registered_issuer_name']}, in a realm that is not the farm's realm {farm.realm} "
+        f"(KB 4010011): re-register it as {iss}.",
+    )
+
+
+def _rights_on(principal: dict[str, Any], site: dict[str, Any]) -> list[dict[str, Any]]:
+    """The principal's grants that reach ``site``: there (SiteCollection, Site on its root web) or everywhere."""
+    url = _norm(site["url"])
+    return [g for g in principal.get("permissions", [])
+            if g["scope"] == "SiteSubscription" or (g["scope"] in ("SiteCollection", "Site") and _norm(g["target"]) == url)]
+
+
+def _check_rights(verdict: _Verdict, site: dict[str, Any]) -> None:
+    grants = [g for g in _rights_on(verdict.principal, site) if g.get("right", T.NO_PERMISSION) != T.NO_PERMISSION]
+    nameid = verdict.accepted.nameid
+    if not grants:
+        raise s2s_oracle.Rejected(
+            "no_rights_on_site",
+            f"The app principal {nameid} has no right on {site['url']} (Set-SPAppPrincipalPermission).",
+        )
+    if verdict.accepted.user is None and T.APP_ONLY_NEEDS_POLICY and not any(g.get("app_only") for g in grants):
+        raise s2s_oracle.Rejected(
+            "app_only_not_allowed",
+            f"The call is app-only (no user) but the app principal {nameid} may not use the app-only policy on "
+            f"{site['url']} (Set-SPAppPrincipalPermission -EnableAppOnlyPolicy).",
+        )
+
+
+# ---------------------------------------------------------------------------------- responses
+def _not_found() -> Response:
+    return Response.text("404 NOT FOUND", status=404, content_type="text/html; charset=utf-8")
+
+
+def _with_path(request: Request, path: str) -> Request:
+    return Request(request.method, path, request.query, request.headers, request.body, request.client,
+                   request.server_url)
 
 
 def _challenge(realm: str, trusted_issuers: list[str], rejected: s2s_oracle.Rejected) -> Response:
@@ -186,3 +413,114 @@ def _challenge(realm: str, trusted_issuers: list[str], rejected: s2s_oracle.Reje
         code = _DIAG_CODES.get(rejected.reason, 3001000)
         response.headers["x-ms-diagnostics"] = f'{code};reason="{detail}";category="invalid_client"'
     return response
+
+
+def _forbidden(rejected: s2s_oracle.Rejected) -> Response:
+    return Response.json(T.access_denied_body(), status=403,
+                         headers={"X-Lab-S2S-Reason": rejected.reason, "X-Lab-S2S-Detail": rejected.detail})
+
+
+# ---------------------------------------------------------------------------------- the add-in side
+_REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
+
+
+def _context(ca_bundle: Path | str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+
+
+def discover_realm(site_url: str, *, ca_bundle: Path | str | None = None, timeout: float = 10.0) -> str:
+    """The realm a farm names in the Bearer challenge of ``<site_url>/_vti_bin/client.svc``.
+
+    ``site_url`` is where this machine reaches the site (in the lab, the farm server's URL plus
+    the site's path). This is how a high-trust add-in learns the realm at run time.
+    """
+    request = urllib.request.Request(site_url.rstrip("/") + _CLIENT_SVC, headers={"Authorization": "Bearer "})
+    try:
+        with urllib.request.urlopen(request, context=_context(ca_bundle), timeout=timeout) as response:
+            challenge = response.headers.get("WWW-Authenticate", "")
+    except urllib.error.HTTPError as exc:
+        challenge = exc.headers.get("WWW-Authenticate", "")
+    match = _REALM.search(challenge or "")
+    if not match or not match.group(1):
+        raise ValueError(f"{site_url}: no Bearer realm in the answer of {_CLIENT_SVC} ({challenge!r})")
+    return match.group(1).lower()
+
+
+def _addin_definition(farm: "SharePointFarm", addin: str | AddinIssuerDefinition) -> AddinIssuerDefinition:
+    if isinstance(addin, AddinIssuerDefinition):
+        return addin
+    for seeded in FarmDefinition.preset(farm.name).initial_issuers:
+        if seeded.name == addin:
+            return seeded
+    raise KeyError(f"farm {farm.name} seeds no add-in named {addin!r}; pass its AddinIssuerDefinition")
+
+
+def _b64(obj: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def addin_token(farm: "SharePointFarm", addin: str | AddinIssuerDefinition, *, site_url: str,
+                web_url: str | None = None, ca_bundle: Path | str | None = None, realm: str | None = None,
+                user: str | None = None, lifetime: int = 3600, now: float | None = None) -> str:
+    """The token a provider-hosted (high-trust) add-in sends to ``site_url`` (its public URL).
+
+    ``addin`` is a seeded add-in's name (or its definition): its issuer id, client id and signing
+    key (:meth:`SharePointFarm.addin_key_pair`) are what its web.config would hold. The realm is
+    *not* configuration: unless ``realm`` is given, it is discovered from the farm at
+    ``web_url`` (where this machine reaches the farm) plus the site's path, so after a realm
+    change the add-in mints with the new realm, as a real one does.
+
+    Without ``user`` the token is an app-only actor token; with a user SID it is an outer token
+    (alg none) for that user around an actor token trusted for delegation.
+    """
+    definition = _addin_definition(farm, addin)
+    public = urlsplit(site_url)
+    if realm is None:
+        if web_url is None:
+            raise ValueError("give realm, or web_url to discover it from the farm")
+        realm = discover_realm(web_url.rstrip("/") + public.path.rstrip("/"), ca_bundle=ca_bundle)
+    realm = realm.lower()
+    host = (public.hostname or "").lower()
+    if public.port and public.port != {"https": 443, "http": 80}.get(public.scheme):
+        host = f"{host}:{public.port}"
+    pair = farm.addin_key_pair(definition.name)
+    issued = int(time.time() if now is None else now)
+    aud = f"{T.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}"
+    nameid = f"{definition.client_id.lower()}@{realm}"
+    actor_claims: dict[str, Any] = {"aud": aud, "iss": f"{definition.issuer_id.lower()}@{realm}", "nameid": nameid,
+                                    "nbf": issued, "exp": issued + lifetime}
+    if user is not None:
+        actor_claims["trustedfordelegation"] = "true"
+    actor = jwt.encode(actor_claims, pair.key_pem, algorithm="RS256",
+                       headers={"typ": "JWT", "x5t": s2s_oracle.certificate_x5t(pair.certificate)})
+    if user is None:
+        return actor
+    outer = {"aud": aud, "iss": nameid, "nameid": user.lower(), "nii": _NII_ACTIVE_DIRECTORY,
+             "actortoken": actor, "nbf": issued, "exp": issued + lifetime}
+    return f"{_b64({'typ': 'JWT', 'alg': 'none'})}.{_b64(outer)}."
+
+
+class SiteAnswer(NamedTuple):
+    """What a farm answered: status, ``X-Lab-S2S-Reason`` ('' when accepted), JSON body (or None)."""
+
+    status: int
+    reason: str
+    body: dict[str, Any] | None
+
+
+def call_site(web_url: str, site_url: str, token: str | None, *, ca_bundle: Path | str | None = None,
+              endpoint: str = "/_api/web", timeout: float = 10.0) -> SiteAnswer:
+    """Call ``endpoint`` of the site at public ``site_url`` through ``web_url`` with ``token``."""
+    url = web_url.rstrip("/") + urlsplit(site_url).path.rstrip("/") + endpoint
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token or ''}",
+                                                   "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, context=_context(ca_bundle), timeout=timeout) as response:
+            return SiteAnswer(response.status, "", json.loads(response.read() or b"null"))
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            body = json.loads(raw) if raw and "json" in (exc.headers.get("Content-Type") or "") else None
+        except ValueError:
+            body = None
+        return SiteAnswer(exc.code, exc.headers.get("X-Lab-S2S-Reason", ""), body)
