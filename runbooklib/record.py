@@ -188,8 +188,16 @@ class Archive:
 
     def _write_head(self, count: int, last: str) -> None:
         temporary = self.root / (HEAD_NAME + ".tmp")
-        temporary.write_text(json.dumps({"count": count, "last": last}) + "\n", encoding="utf-8")
+        with open(temporary, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"count": count, "last": last}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(temporary, self.root / HEAD_NAME)
+        directory = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself must survive a crash
+        finally:
+            os.close(directory)
 
     def _read_lines(self) -> list[str]:
         if not self.index_path.exists():
@@ -205,9 +213,12 @@ class Archive:
             count, last = int(head["count"]), str(head["last"])
         except (ValueError, KeyError, TypeError):
             return [f"{HEAD_NAME} is not readable"]
-        if count != len(lines):
+        if count > len(lines):
             return [f"index holds {len(lines)} run(s) but {HEAD_NAME} recorded {count}: "
                     "the newest run(s) were removed or the index was cut"]
+        if count < len(lines):
+            return [f"index holds {len(lines)} run(s) but {HEAD_NAME} recorded {count}: a line was added "
+                    "outside 'runbook', or the machine stopped while a run was being archived"]
         if lines and last != sha256_bytes(lines[-1].encode()):
             return [f"the last index line does not match {HEAD_NAME}: it was replaced or edited"]
         return []
@@ -244,6 +255,12 @@ class Archive:
 
     def verify(self) -> list[str]:
         """Every inconsistency between the index, the chain and the record files, in words."""
+        if not self.root.exists():
+            return []
+        with self._locked():  # a run being archived right now must not look like tampering
+            return self._verify()
+
+    def _verify(self) -> list[str]:
         problems: list[str] = []
         lines = self._read_lines()
         previous = GENESIS
