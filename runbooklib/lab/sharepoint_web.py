@@ -422,6 +422,7 @@ def _forbidden(rejected: s2s_oracle.Rejected) -> Response:
 
 # ---------------------------------------------------------------------------------- the add-in side
 _REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
+_DIAG_REASON = re.compile(r'reason="([^"]*)"')
 
 
 def _context(ca_bundle: Path | str | None) -> ssl.SSLContext:
@@ -501,11 +502,13 @@ def addin_token(farm: "SharePointFarm", addin: str | AddinIssuerDefinition, *, s
 
 
 class SiteAnswer(NamedTuple):
-    """What a farm answered: status, ``X-Lab-S2S-Reason`` ('' when accepted), JSON body (or None)."""
+    """What a farm answered: status, ``X-Lab-S2S-Reason`` ('' when accepted), JSON body (or None),
+    and the refusal in words (from ``x-ms-diagnostics``, or ``X-Lab-S2S-Detail`` on a 403)."""
 
     status: int
     reason: str
     body: dict[str, Any] | None
+    detail: str = ""
 
 
 def call_site(web_url: str, site_url: str, token: str | None, *, ca_bundle: Path | str | None = None,
@@ -523,4 +526,7 @@ def call_site(web_url: str, site_url: str, token: str | None, *, ca_bundle: Path
             body = json.loads(raw) if raw and "json" in (exc.headers.get("Content-Type") or "") else None
         except ValueError:
             body = None
-        return SiteAnswer(exc.code, exc.headers.get("X-Lab-S2S-Reason", ""), body)
+        diagnostics = exc.headers.get("x-ms-diagnostics") or ""
+        match = _DIAG_REASON.search(diagnostics)
+        detail = match.group(1) if match else exc.headers.get("X-Lab-S2S-Detail", "")
+        return SiteAnswer(exc.code, exc.headers.get("X-Lab-S2S-Reason", ""), body, detail)
