@@ -12,6 +12,7 @@ import pytest
 import scrapbook
 
 from conftest import ROOT, lab_state_bytes, runbook
+from runbooklib.lab.sharepoint_web import addin_token, call_site
 from runbooklib.lab.tenant import AcsRefused
 from runbooklib.tokens import build_actor_token
 
@@ -114,6 +115,15 @@ def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_pa
     assert spo_accepts(lab, farm_token(lab)) == (200, "")
     # And the other direction: the farm accepts what ACS issues for SharePoint Online calling it.
     assert farm_accepts(lab, lab.tenant.issue_acs_token_for("sharepoint.contoso.lab")) == (200, "")
+    # The provider-hosted add-ins still work (KB 4010011): each one, discovering the farm's new realm
+    # as it does at run time, is accepted on its own site collection for a signed-in user.
+    for addin, site in (("Contoso Expenses add-in", "https://sharepoint.contoso.lab"),
+                        ("Contoso Invoices add-in", "https://sharepoint.contoso.lab/sites/finance")):
+        addin_call = call_site(lab.server("sp-a").url, site, addin_token(
+            farm, addin, site_url=site, web_url=lab.server("sp-a").url, ca_bundle=lab.ca_bundle,
+            user="S-1-5-21-2127521184-1604012920-1887927527-1105"), ca_bundle=lab.ca_bundle)
+        assert (addin_call.status, addin_call.reason) == (200, ""), (addin, addin_call)
+        assert addin_call.body["Url"] == site and addin_call.body["Realm"] == tenant_id
 
     second, scraps = run_hybrid(lab, archive)
     assert second.returncode == 0, second.stdout + second.stderr
