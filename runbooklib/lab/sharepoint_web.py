@@ -46,6 +46,7 @@ run time, as the add-in's TokenHelper does); :func:`call_site` calls a site with
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 import re
@@ -149,9 +150,9 @@ class _FarmView:
         return cls(
             realm=state["realm"].lower(),
             issuers=[dict(i) for i in state["trusted_issuers"]],
-            principals={p["name_identifier"].lower(): json.loads(json.dumps(p)) for p in state["app_principals"]},
+            principals={p["name_identifier"].lower(): copy.deepcopy(p) for p in state["app_principals"]},
             hosts=public_hosts(state),
-            web_apps=json.loads(json.dumps(state["web_apps"])),
+            web_apps=copy.deepcopy(state["web_apps"]),
         )
 
     def site(self, host: str, site_path: str) -> dict[str, Any] | None:

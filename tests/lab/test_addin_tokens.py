@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import pytest
 import yaml
 
 from runbooklib.lab import s2s_oracle
@@ -229,9 +228,9 @@ def test_a_state_file_with_the_old_expenses_issuer_id_still_opens_and_is_migrate
     old = SharePointFarm.open(path, older)
     tenant = "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"
     run_cmdlet(old.commands, "Set-SPAuthenticationRealm", {"Realm": tenant})
-    with old._store.change() as state:  # as an earlier hybrid run moved it: <old id>@<tenant>
-        issuer = next(i for i in state["trusted_issuers"] if i["name"] == EXPENSES.name)
-        issuer["registered_issuer_name"] = f"{OLD_EXPENSES_ISSUER_ID}@{tenant}"
+    # As an earlier hybrid run moved it: <old id>@<tenant>.
+    moved = run_cmdlet(old.commands, "sharepoint/move-issuer-to-realm", {"Name": EXPENSES.name, "Realm": tenant}).one
+    assert moved.properties["RegisteredIssuerName"] == f"{OLD_EXPENSES_ISSUER_ID}@{tenant}"
     assert OLD_EXPENSES_ISSUER_ID in path.read_text()
     key = old.addin_key_pair(EXPENSES.name).certificate
 
