@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p_prep = sub.add_parser("prepare", help="write a parameterized notebook for a guided run in JupyterLab")
     run_options(p_prep)
     p_prep.add_argument("--out", required=True, metavar="FILE.ipynb", help="where to write the notebook")
+    p_prep.add_argument("--archive", metavar="DIR", help="where the ticket's plan is archived (default as for run)")
 
     p_arch = sub.add_parser("archive", help="archive a guided run's saved notebook as its record")
     p_arch.add_argument("notebook", metavar="FILE.ipynb", help="the notebook saved after a guided run")
@@ -162,7 +163,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
         plan=args.plan, ticket=args.ticket,
     )
-    out = prepare_notebook(request, Path(args.out))
+    out = prepare_notebook(request, Path(args.out), archive=_archive_dir(args.archive))
     print(f"prepared {out} — open it in JupyterLab and run it cell by cell")
     return 0
 

@@ -399,20 +399,26 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def prepare_notebook(request: RunRequest, out: Path) -> Path:
-    """Write the runbook with its parameters filled in, for a guided run in JupyterLab."""
+def prepare_notebook(request: RunRequest, out: Path, *, archive: Path | None = None) -> Path:
+    """Write the runbook with its parameters filled in, for a guided run in JupyterLab.
+
+    An apply with a ticket carries its plan from ``archive``, so the guided run shows, step by
+    step, whether it does what the plan said — as a headless run does.
+    """
     import papermill
 
     if out.exists():
         raise InputError(f"{out} already exists", field="--out", hint="Choose a new file name; nothing is overwritten.")
     # No run id here: each execution of the prepared notebook is its own run.
-    run_context = {"source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
-                   "parameters_sha256": request.parameters_sha256()}
+    run_context: dict[str, Any] = {"source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
+                                   "parameters_sha256": request.parameters_sha256()}
+    if archive is not None and request.mode == "apply" and request.ticket:
+        run_context.update(_plan_context(Archive(archive), request))
+        run_context["lock_dir"] = str((archive / ".locks").resolve())
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(request.notebook), str(out), parameters=request.papermill_parameters(run_context),
                                prepare_only=True, kernel_name=kernel_name(), progress_bar=False)
     return out
-
 
 
 def archive_guided_run(notebook_path: Path, archive: Path) -> IndexEntry:

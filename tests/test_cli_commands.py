@@ -220,3 +220,21 @@ def test_a_guided_runs_saved_notebook_is_archived_once_under_its_own_run_id(tmp_
     assert again.returncode == 1 and "already exists" in again.stderr
     history = runbook("history", "--archive", str(archive), "--json")
     assert json.loads(history.stdout.splitlines()[0])["ticket"] == "CHG-5"
+
+
+@pytest.mark.slow
+def test_a_guided_apply_compares_itself_with_the_plan_of_its_ticket(tmp_path):
+    work, archive, guided = tmp_path / "work", tmp_path / "records", tmp_path / "apply.ipynb"
+    work.mkdir()
+    planned = runbook("run", str(FIXTURE_NOTEBOOK), "-p", f"workdir={work}", "--plan", "--ticket", "CHG-20",
+                      "--archive", str(archive))
+    assert planned.returncode == 0, planned.stderr
+    assert runbook("prepare", str(FIXTURE_NOTEBOOK), "-p", f"workdir={work}", "--ticket", "CHG-20",
+                   "--archive", str(archive), "--out", str(guided)).returncode == 0
+    nb = nbformat.read(guided, as_version=4)
+    NotebookClient(nb, kernel_name=kernel_name(), timeout=120,
+                   resources={"metadata": {"path": str(FIXTURE_NOTEBOOK.parent)}}).execute()
+    scraps = read_notebook_scraps(nb)
+    plan_id = json.loads((archive / "index.jsonl").read_text().splitlines()[0])["run_id"]
+    assert scraps["run"]["plan_run_id"] == plan_id
+    assert [s["plan"] for s in scraps["steps"]] == [f"as planned in run {plan_id}"] * 2
