@@ -290,3 +290,18 @@ def test_an_acs_name_taken_by_another_issuer_stops_the_run_before_the_realm_chan
         _steps_in_process(lab)
     assert "preflight" in str(failed.value) and "'ACS' already exists" in str(failed.value)
     assert lab.farm("sp-a").realm == realm_before
+
+
+def test_expired_keys_are_removed_only_when_asked_and_current_keys_stay(lab):
+    before = lab.tenant.key_credentials(SPO)
+    results = _steps_in_process(lab)
+    assert results["expired-keys"].status.value == "skipped"
+    assert len(results["expired-keys"].evidence["expired"]) == 1, "the lab seeds one expired foreign key"
+    assert len(lab.tenant.key_credentials(SPO)) == len(before) + 1
+
+    results = _steps_in_process(lab, prune_expired_keys=True)
+    pruned = results["expired-keys"]
+    assert pruned.status.value == "changed" and len(pruned.changes) == 1
+    after = lab.tenant.key_credentials(SPO)
+    assert len(after) == len(before)  # the farm's key added, the expired one gone
+    assert results["sts-certificate"].status.value == "ok"

@@ -40,6 +40,8 @@ class Parameters(BaseModel):
     realm_change: Literal["block", "accept", "reregister"] = Field(
         "block", description="what to do when changing the farm realm breaks existing issuers or app principals")
     acs_name: str = Field("ACS", description="name of the ACS proxy and trusted token issuer")
+    prune_expired_keys: bool = Field(
+        False, description="also remove keys of the SharePoint Online principal whose end date has passed")
     app_principal_display_name: str = "SharePoint Online"
 
     @field_validator("web_application")
@@ -359,6 +361,43 @@ STS_KEY = step("sts-certificate", "Upload the farm's STS certificate to SharePoi
                check=_key_check, apply=_key_apply, verify=_key_verify)
 
 
+# -- step 2b: expired keys (only on request) -----------------------------------------------
+
+
+def _expired_check(ctx: Any) -> Check:
+    plan = _graph(ctx).plan_prune_expired_key_credentials()
+    found = f"{len(plan.removed)} expired key(s) of {len(plan.before)}"
+    if not ctx.params.prune_expired_keys:
+        return Check(found=found, wanted="expired keys left alone (prune_expired_keys is off)",
+                     skip="not asked for: set prune_expired_keys to remove expired keys",
+                     evidence={"expired": [k.describe() for k in plan.removed]})
+    return Check(found=found, wanted="no expired key on the SharePoint Online principal",
+                 changes=[f"remove expired key {k.describe()}" for k in plan.removed],
+                 evidence={"expired": [k.describe() for k in plan.removed],
+                           "kept_key_ids": [k.key_id for k in plan.after]})
+
+
+def _expired_apply(ctx: Any, found: Check) -> list[str]:
+    change = _graph(ctx).prune_expired_key_credentials()
+    return [f"removed expired key {k.describe()}" for k in change.removed]
+
+
+def _expired_verify(ctx: Any, found: Check) -> Proof:
+    keys = _graph(ctx).spo_principal().key_credentials
+    expired = [k.describe() for k in keys if k.expired()]
+    ids = {k.key_id for k in keys}
+    lost = [kid for kid in found.evidence.get("kept_key_ids", []) if kid not in ids]
+    ok = not expired and not lost
+    text = (f"re-read {len(keys)} key(s): " + ("no expired key" if not expired else f"still expired: {expired}")
+            + (f"; LOST {lost}" if lost else "; every current key kept"))
+    return Proof(ok=ok, text=text, evidence={"keys_after": [k.describe() for k in keys]},
+                 hint="Compare the principal's keys with the record's evidence and restore any lost key.")
+
+
+EXPIRED_KEYS = step("expired-keys", "Remove expired keys of the SharePoint Online principal (only on request)",
+                    check=_expired_check, apply=_expired_apply, verify=_expired_verify)
+
+
 # -- step 3: SPN ---------------------------------------------------------------------------
 
 
@@ -642,5 +681,5 @@ SP2013_SEARCH_BOT = step("sp2013-search-permission", "SharePoint 2013 only: sear
                          check=_sp2013_check)
 
 
-STEPS = [PREFLIGHT, OAUTH_OVER_HTTP, TENANT, STS_KEY, SPN, APP_PRINCIPAL, REALM, ACS_TRUST, FEDERATED_SEARCH,
+STEPS = [PREFLIGHT, OAUTH_OVER_HTTP, TENANT, STS_KEY, EXPIRED_KEYS, SPN, APP_PRINCIPAL, REALM, ACS_TRUST, FEDERATED_SEARCH,
          SP2013_SEARCH_BOT]
