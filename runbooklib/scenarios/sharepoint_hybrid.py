@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import InputError
-from ..certs import short_thumbprint
+from ..certs import check_usable, load_certificate, short_thumbprint
 from ..graph import wildcard_spn
 from ..metadata import same_metadata_uri
 from ..sharepoint import (ACS_PRINCIPAL_ID, ACS_PROXY_TYPE, SHAREPOINT_PRINCIPAL_ID, AppPrincipal, Farm,
@@ -150,84 +150,81 @@ def _covers(new: dict[str, str], old: dict[str, str]) -> bool:
     return all(new.get(scope) == right for scope, right in old.items())
 
 
+_NTLM_REMEDY = ("Either extend this web application into a new zone that uses Integrated Windows authentication "
+                "with NTLM (keeps the content database and its sites), or create a new web application with NTLM "
+                "and a new content database; then set web_application (and zone) to it and run again. "
+                "Nothing was changed.")
+
+
 def _preflight_check(ctx: Any) -> Check:
+    """Everything that can stop the trust, read before anything changes; the first problem fails it."""
     p = ctx.params
     farm = _farm(ctx)
     build = farm.build_version()
     ctx.facts["farm_build"] = build
-    ctx.facts["farm_version"] = version_name(build)
     tenant_id = _tenant_id(ctx)
     evidence: dict[str, Any] = {"farm_build": build, "farm_version": version_name(build), "tenant_id": tenant_id}
     wanted = "a reachable farm and tenant, an NTLM zone, a usable STS certificate, a safe realm change"
-    found = f"{version_name(build)} ({build}); tenant {tenant_id}"
+    found = [f"{version_name(build)} ({build})", f"tenant {tenant_id}"]
+
+    def stop(problem: str, hint: str) -> Check:
+        return Check(found="; ".join(found), wanted=wanted, evidence=evidence, failure=problem, hint=hint)
+
     if not farm.web_application_exists(p.web_application):
-        return Check(found=found + f"; no web application at {p.web_application}", wanted=wanted, evidence=evidence,
-                     failure=f"{p.farm} has no web application at {p.web_application}",
-                     hint="Set web_application to the URL of an existing web application (Get-SPWebApplication).")
+        found.append(f"no web application at {p.web_application}")
+        return stop(f"{p.farm} has no web application at {p.web_application}",
+                    "Set web_application to the URL of an existing web application (Get-SPWebApplication).")
     auth = farm.windows_authentication(p.web_application, p.zone)
     evidence["authentication"] = auth.kind if auth else "no Windows authentication provider"
-    found += f"; {p.zone} zone: {evidence['authentication']}"
+    found.append(f"{p.zone} zone: {evidence['authentication']}")
     if auth is None or not (auth.integrated and auth.ntlm):
-        return Check(
-            found=found, wanted=wanted, evidence=evidence,
-            failure=f"the {p.zone} zone of {p.web_application} uses {evidence['authentication']}; hybrid needs "
-                    "Integrated Windows authentication with NTLM",
-            hint="Either extend this web application into a new zone that uses Integrated Windows authentication "
-                 "with NTLM (keeps the content database and its sites), or create a new web application with NTLM "
-                 "and a new content database; then set web_application (and zone) to it and run again. "
-                 "Nothing was changed.",
-        )
-    certificate = farm.sts_certificate()
-    from ..certs import check_usable, load_certificate
+        return stop(f"the {p.zone} zone of {p.web_application} uses {evidence['authentication']}; hybrid needs "
+                    "Integrated Windows authentication with NTLM", _NTLM_REMEDY)
 
-    loaded = load_certificate(certificate.der)
-    check_usable(loaded)
-    ctx.facts["sts_certificate"] = loaded
-    evidence["sts_certificate"] = {"thumbprint": loaded.thumbprint, "subject": loaded.subject,
-                                   "not_after": loaded.not_after.isoformat(), "key_size": loaded.key_size}
+    certificate = load_certificate(farm.sts_certificate().der)
+    check_usable(certificate)
+    ctx.facts["sts_certificate"] = certificate
+    evidence["sts_certificate"] = {"thumbprint": certificate.thumbprint, "subject": certificate.subject,
+                                   "not_after": certificate.not_after.isoformat(), "key_size": certificate.key_size}
+    found.append(f"STS certificate {short_thumbprint(certificate.thumbprint)} valid to "
+                 f"{certificate.not_after:%Y-%m-%d}")
+
     acs = _check_acs_metadata(ctx, tenant_id)
     evidence["acs_metadata"] = acs
     if acs.get("problem"):
-        return Check(found=found + f"; ACS metadata: {acs['problem']}", wanted=wanted, evidence=evidence,
-                     failure=f"the tenant's ACS metadata at {acs['url']} is not usable: {acs['problem']}",
-                     hint="Check acs_metadata_url of the tenant in the inventory: it must be "
-                          "https://accounts.accesscontrol.windows.net/<tenant id>/metadata/json/1.")
+        return stop(f"the tenant's ACS metadata at {acs['url']} is not usable: {acs['problem']}",
+                    "Check acs_metadata_url of the tenant in the inventory: it must be "
+                    "https://accounts.accesscontrol.windows.net/<tenant id>/metadata/json/1.")
     conflict = _acs_conflict(acs["url"], *_acs_state(ctx))
     if conflict:
-        return Check(found=found + "; ACS trust blocked", wanted=wanted, evidence=evidence,
-                     failure=conflict[0], hint=conflict[1])
+        return stop(*conflict)
+
     current_realm = farm.realm()
     evidence["farm_realm"] = current_realm
+    found.append(f"realm {current_realm}")
     impact = realm_impact(farm, current_realm, tenant_id)
     evidence["realm_change_impact"] = impact.describe()
     warnings: list[str] = []
     if impact:
-        listing = "; ".join(impact.describe())
-        if current_realm != tenant_id:
-            message = (f"changing the farm realm from {current_realm} to {tenant_id} breaks what is registered "
-                       f"under the current realm (KB 4010011): {listing}")
-        else:
-            message = (f"the farm realm is already {tenant_id}, but these are still registered under an old realm "
-                       f"and do not work (KB 4010011): {listing}")
+        message = _realm_impact_message(impact, current_realm, tenant_id)
         if p.realm_change == "block":
-            return Check(
-                found=found + f"; realm {current_realm}", wanted=wanted, evidence=evidence, failure=message,
-                hint="Set realm_change: reregister to move them to the new realm as part of this run, or "
-                     "realm_change: accept if you will re-register them yourself. Nothing was changed.",
-            )
+            return stop(message, "Set realm_change: reregister to move them to the new realm as part of this run, "
+                                 "or realm_change: accept if you will re-register them yourself. Nothing was changed.")
         warnings.append(message + (" — they will be re-registered under the new realm"
                                    if p.realm_change == "reregister" else " — accepted: re-register them yourself"))
-    ctx.facts["realm_impact"] = impact
     if p.web_application.startswith("http://"):
         warnings.append(f"{p.web_application} uses http: OAuth over HTTP must be enabled on the farm. "
                         "SSL (https) is the default and what we recommend.")
-    return Check(
-        found=found + f"; STS certificate {short_thumbprint(loaded.thumbprint)} valid to {loaded.not_after:%Y-%m-%d}; "
-                      f"realm {current_realm}",
-        wanted=wanted,
-        evidence=evidence,
-        warnings=warnings,
-    )
+    return Check(found="; ".join(found), wanted=wanted, evidence=evidence, warnings=warnings)
+
+
+def _realm_impact_message(impact: RealmImpact, current_realm: str, tenant_id: str) -> str:
+    listing = "; ".join(impact.describe())
+    if current_realm != tenant_id:
+        return (f"changing the farm realm from {current_realm} to {tenant_id} breaks what is registered under the "
+                f"current realm (KB 4010011): {listing}")
+    return (f"the farm realm is already {tenant_id}, but these are still registered under an old realm and do "
+            f"not work (KB 4010011): {listing}")
 
 
 def _check_acs_metadata(ctx: Any, tenant_id: str) -> dict[str, Any]:

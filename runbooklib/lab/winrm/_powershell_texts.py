@@ -12,7 +12,6 @@ these texts. Remote sessions to SharePoint servers run Windows PowerShell 5.1.
 
 from __future__ import annotations
 
-from .api import CORE_SNAPIN
 
 # CORE_SNAPIN, the snap-in every session starts with, holds Add-PSSnapin, Get-PSSnapin,
 # Import-Module, Get-Module and Get-Command; by default it is the only snap-in added.         [C]
