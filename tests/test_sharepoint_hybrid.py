@@ -36,8 +36,8 @@ def steps_by_id(scraps) -> dict[str, dict]:
     return {s["id"]: s for s in scraps["steps"]}
 
 
-def spo_accepts(lab, token: str) -> tuple[int, str]:
-    url = lab.tenant.inventory_entry(lab.server("contoso").url, "ca.pem")["spo_url"] + "/_api/web"
+def _bearer_answer(lab, url: str, token: str) -> tuple[int, str]:
+    """(status, X-Lab-S2S-Reason) of a lab endpoint for a bearer token."""
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     context = ssl.create_default_context(cafile=str(lab.ca_bundle))
     try:
@@ -45,6 +45,12 @@ def spo_accepts(lab, token: str) -> tuple[int, str]:
             return response.status, ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("X-Lab-S2S-Reason", "")
+
+
+def spo_accepts(lab, token: str) -> tuple[int, str]:
+    """SharePoint Online's answer to an S2S token from the farm."""
+    spo_url = lab.tenant.inventory_entry(lab.server("contoso").url, "ca.pem")["spo_url"]
+    return _bearer_answer(lab, spo_url + "/_api/web", token)
 
 
 def farm_token(lab) -> str:
@@ -59,15 +65,8 @@ def farm_token(lab) -> str:
 
 
 def farm_accepts(lab, token: str) -> tuple[int, str]:
-    """(status, X-Lab-S2S-Reason) of sp-a's /_vti_bin/client.svc for an inbound S2S token."""
-    request = urllib.request.Request(lab.server("sp-a").url + "/_vti_bin/client.svc",
-                                     headers={"Authorization": f"Bearer {token}"})
-    context = ssl.create_default_context(cafile=str(lab.ca_bundle))
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("X-Lab-S2S-Reason", "")
+    """sp-a's /_vti_bin/client.svc answer to an inbound S2S token."""
+    return _bearer_answer(lab, lab.server("sp-a").url + "/_vti_bin/client.svc", token)
 
 
 def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_path):

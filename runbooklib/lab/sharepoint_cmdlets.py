@@ -382,6 +382,22 @@ def declare_powershell_source(table: CommandTable, store: FarmStore) -> str:
     return name
 
 
+def _get_by_identity(inv: Invocation, cmdlet: str, everything: list[dict], find: Callable[[], dict | None],
+                     to_object: Callable[[dict], PSObj]) -> None:
+    """What the Get-SP* cmdlets do: all objects without -Identity; with it, the one object or the
+    pipebind's non-terminating "not found" error."""
+    if not inv.has("Identity"):
+        for entry in everything:
+            inv.write_output(to_object(entry))
+        return
+    found = find()
+    if found is None:
+        inv.write_error(sp_error(cmdlet, T.PIPEBIND_NOT_FOUND, category="ObjectNotFound",
+                                 target=str(inv.param("Identity"))))
+        return
+    inv.write_output(to_object(found))
+
+
 def _certificate_or_metadata(inv: Invocation) -> tuple[Any, str | None]:
     """The two parameter sets of the New-SPTrusted* cmdlets: a live certificate or a metadata endpoint."""
     has_metadata, has_cert = inv.has("MetadataEndPoint"), inv.has("Certificate")
@@ -525,15 +541,8 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
     @cmdlet("Get-SPServiceApplicationProxy", {"Identity": P(position=0)})
     def get_proxy(inv: Invocation) -> None:
         with store.view() as state:
-            if inv.has("Identity"):
-                proxy = ops.find_proxy(state, inv.param("Identity"))
-                if proxy is None:
-                    inv.write_error(sp_error("Get-SPServiceApplicationProxy", T.PIPEBIND_NOT_FOUND, category="ObjectNotFound"))
-                    return
-                inv.write_output(O.proxy_obj(proxy))
-                return
-            for proxy in state["proxies"]:
-                inv.write_output(O.proxy_obj(proxy))
+            _get_by_identity(inv, "Get-SPServiceApplicationProxy", state["proxies"],
+                             lambda: ops.find_proxy(state, inv.param("Identity")), O.proxy_obj)
 
     @cmdlet("Remove-SPServiceApplicationProxy", {"Identity": P(mandatory=True, position=0), "RemoveData": SWITCH})
     def remove_proxy(inv: Invocation) -> None:
@@ -594,16 +603,8 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
     @cmdlet("Get-SPTrustedSecurityTokenIssuer", {"Identity": P(position=0)})
     def get_issuer(inv: Invocation) -> None:
         with store.view() as state:
-            if not inv.has("Identity"):
-                for issuer in state["trusted_issuers"]:
-                    inv.write_output(O.issuer_obj(issuer))
-                return
-            issuer = ops.find_issuer(state, inv.param("Identity"))
-            if issuer is None:
-                inv.write_error(sp_error("Get-SPTrustedSecurityTokenIssuer", T.PIPEBIND_NOT_FOUND,
-                                         category="ObjectNotFound", target=str(inv.param("Identity"))))
-                return
-            inv.write_output(O.issuer_obj(issuer))
+            _get_by_identity(inv, "Get-SPTrustedSecurityTokenIssuer", state["trusted_issuers"],
+                             lambda: ops.find_issuer(state, inv.param("Identity")), O.issuer_obj)
 
     @cmdlet("Set-SPTrustedSecurityTokenIssuer", {
         "Identity": P(mandatory=True, position=0), "MetadataEndPoint": P(), "Certificate": P(),
@@ -647,16 +648,8 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:  # noqa:
     @cmdlet("Get-SPTrustedRootAuthority", {"Identity": P(position=0)})
     def get_root(inv: Invocation) -> None:
         with store.view() as state:
-            if not inv.has("Identity"):
-                for entry in ops.root_authorities(state):
-                    inv.write_output(O.root_authority_obj(entry))
-                return
-            entry = ops.find_root_authority(state, inv.param("Identity"))
-            if entry is None:
-                inv.write_error(sp_error("Get-SPTrustedRootAuthority", T.PIPEBIND_NOT_FOUND,
-                                         category="ObjectNotFound", target=str(inv.param("Identity"))))
-                return
-            inv.write_output(O.root_authority_obj(entry))
+            _get_by_identity(inv, "Get-SPTrustedRootAuthority", ops.root_authorities(state),
+                             lambda: ops.find_root_authority(state, inv.param("Identity")), O.root_authority_obj)
 
     @cmdlet("Remove-SPTrustedRootAuthority", {"Identity": P(mandatory=True, position=0)})
     def remove_root(inv: Invocation) -> None:

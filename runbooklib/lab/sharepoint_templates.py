@@ -47,7 +47,6 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/set-app-principal-permission": {"Site": M, "NameIdentifier": M, "Scope": M, "Right": M,
                                                 "EnableAppOnlyPolicy": S},
     "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M},
-    "sharepoint/get-site-app-principals": {"Site": M},
     "sharepoint/get-all-site-app-principals": {},
     "sharepoint/get-proxy-group-membership": {},
     "sharepoint/new-trusted-issuer-from-certificate": {"Name": M, "CertificateRawData": M,
@@ -227,18 +226,6 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
             "SiteSubscription": right("SiteSubscription", "subscription"),
             "AppOnlyPolicy": any(g["app_only"] for g in grants),
         }))
-
-    @template("sharepoint/get-site-app-principals")
-    def get_site_app_principals(inv: Invocation) -> None:
-        web = root_web_of(inv.param("Site"))
-        site_url = web.properties["Url"]
-        with store.view() as state:
-            known = [dict(p) for p in _site_app_principals(state, site_url)]
-        for index, principal in enumerate(known, start=1):
-            claim = T.encoded_app_claim(principal["name_identifier"])
-            inv.write_output(O.custom({"Id": index, "DisplayName": principal["display_name"],
-                                       "EncodedIdentityClaim": claim,
-                                       "NameIdentifier": _name_identifier_of(claim)}))
 
     @template("sharepoint/get-all-site-app-principals")
     def get_all_site_app_principals(inv: Invocation) -> None:
