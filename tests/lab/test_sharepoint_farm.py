@@ -563,7 +563,7 @@ def test_issuer_and_root_from_the_partner_farms_metadata(two_farms):
 
 
 def test_metadata_download_failures_are_the_products_and_change_nothing(two_farms, tmp_path):
-    (a, a_server), (b, _) = two_farms["sp-a"], two_farms["sp-b"]
+    (_, a_server), (b, _) = two_farms["sp-a"], two_farms["sp-b"]
     before = b.state_path.read_bytes()
 
     def new(url):
