@@ -13,16 +13,21 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import InputError
+from .manifest import run_manifest
 from .record import Archive, IndexEntry, read_notebook_scraps, scrap_output, utc_iso, utc_now
+from .targets import Targets, run_targets
+
+if TYPE_CHECKING:
+    from .inventory import Inventory, ServerSpec
 
 __all__ = ["RunOutcome", "RunRequest", "archive_guided_run", "execute_run", "kernel_name", "prepare_notebook"]
 
@@ -67,13 +72,13 @@ class RunRequest:
             if inv is None:
                 raise InputError("this scenario needs an inventory", field="--inventory",
                                  hint="Pass --inventory FILE (the lab writes one: .lab/inventory.yaml).")
-            model = info.validate(params, inv, source=params_file or "parameters")
-            servers, tenants = inv.named_in(model.model_dump().values())
-            _check_supported(servers)
-            secrets = _check_secrets(inv, servers, tenants)
+            source = params_file or "parameters"
+            targets = run_targets(info.validate(params, inv, source=source), inv, source=source)
+            _check_supported(targets.servers)
+            secrets = _check_secrets(inv, targets)
         elif inv is not None:
-            # A notebook outside the registry: its targets are unknown, so every secret must resolve.
-            secrets = _check_secrets(inv, list(inv.servers.values()), list(inv.tenants.values()))
+            # A notebook outside the registry declares no targets, so every secret must resolve.
+            secrets = _check_secrets(inv, Targets.whole(inv))
         return cls(notebook, scenario, inventory_path, params, "plan" if plan else "apply", ticket, secrets)
 
     def papermill_parameters(self, run_context: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +127,7 @@ def _load_params_file(path: Path) -> dict[str, Any]:
     return read_yaml(path, what="parameters", allow_empty=True)
 
 
-def _check_supported(servers: list[Any]) -> None:
+def _check_supported(servers: Iterable[ServerSpec]) -> None:
     from .remote import auth_support_problem
 
     for server in servers:
@@ -135,7 +140,7 @@ def _check_supported(servers: list[Any]) -> None:
             raise InputError(problem, field=f"servers.{server.name}.auth")
 
 
-def _check_secrets(inventory: Any, servers: list[Any], tenants: list[Any]) -> list[str]:
+def _check_secrets(inventory: Inventory, targets: Targets) -> list[str]:
     """Resolve the secret references of this run's targets, so a missing one fails now (exit 2).
 
     Other entries of the inventory are not touched: their secrets may live where only their own
@@ -143,17 +148,8 @@ def _check_secrets(inventory: Any, servers: list[Any], tenants: list[Any]) -> li
     """
     from .secrets import resolve_secret
 
-    values: list[str] = []
-    base = Path(inventory.path).parent if getattr(inventory, "path", None) else None
-    for server in servers:
-        if server.password:
-            values.append(_resolve(resolve_secret, server.password, f"servers.{server.name}.password", base))
-    for tenant in tenants:
-        cred = tenant.credential
-        for attr in ("secret", "certificate_password"):
-            ref = getattr(cred, attr, None)
-            if ref:
-                values.append(_resolve(resolve_secret, ref, f"tenants.{tenant.name}.credential.{attr}", base))
+    base = inventory.base_dir
+    values = [_resolve(resolve_secret, secret.reference, secret.where, base) for secret in targets.secrets()]
     return [v for v in values if v]
 
 
@@ -349,29 +345,19 @@ def _load_output(output: Path, source: Path) -> dict[str, Any]:
 def _append_failure_record(notebook: dict[str, Any], request: RunRequest, run_context: dict[str, Any],
                            error: str | None) -> None:
     """The run ended before the notebook could record itself: record it from outside."""
-    from .secrets import redact, redact_data
-
-    from .runner import _user, _versions
+    from .secrets import redact
 
     reason = redact(error or "the notebook ended without recording its outcome")
-    run = {
-        "scenario": request.scenario,
-        "run_id": run_context["run_id"],
-        "status": "failed",
-        "started": run_context["started"],
-        "finished": utc_iso(utc_now()),
-        "user": _user(),
-        "host": socket.gethostname(),
-        "ticket": request.ticket or None,
-        "mode": request.mode,
-        "sha256": {"notebook": run_context["source_sha256"], "parameters": run_context["parameters_sha256"],
-                   "inventory": hashlib.sha256(request.inventory.read_bytes()).hexdigest()
-                   if request.inventory else None},
-        "versions": _versions(),
-        "parameters": redact_data(request.params),
-        "error": reason,
-        "recorded_by": "runbook run (the kernel did not record the run)",
-    }
+    run = run_manifest(
+        scenario=request.scenario, run_id=run_context["run_id"], status="failed",
+        started=dt.datetime.fromisoformat(run_context["started"].replace("Z", "+00:00")), finished=utc_now(),
+        ticket=request.ticket, mode=request.mode, notebook_sha256=run_context["source_sha256"],
+        parameters_sha256=run_context["parameters_sha256"], inventory=request.inventory,
+        parameters=request.params,
+        # The words a run that stops outside a step records itself with (Run.fail).
+        warnings=[f"run stopped: {reason}", "recorded by runbook run: the kernel did not record the run"],
+        plan_run_id=(run_context.get("plan") or {}).get("run_id"),
+    )
     notebook.setdefault("cells", []).append({
         "cell_type": "code",
         "execution_count": None,
@@ -452,7 +438,7 @@ def archive_guided_run(notebook_path: Path, archive: Path) -> IndexEntry:
 def _guided_run_secrets(notebook: dict[str, Any], scenario: str) -> list[str]:
     """The secret values of the run's targets, resolved here without prompting (what can be)."""
     from .errors import RunbookError
-    from .inventory import load_inventory
+    from .inventory import load_inventory, load_parameters
     from .scenarios import find_scenario
 
     parameters = (notebook.get("metadata", {}).get("papermill") or {}).get("parameters") or {}
@@ -461,27 +447,30 @@ def _guided_run_secrets(notebook: dict[str, Any], scenario: str) -> list[str]:
         return []
     try:
         inv = load_inventory(Path(inventory))
-        info = find_scenario(scenario)
-        values = parameters.values() if info is None else [parameters.get(k) for k in info.load().Parameters.model_fields]
-        servers, tenants = inv.named_in(values)
-        found = []
-        for server in servers:
-            found += _resolvable([server.password])
-        for tenant in tenants:
-            found += _resolvable([tenant.credential.secret, tenant.credential.certificate_password])
-        return found
     except RunbookError:
         log.warning("could not read the run's inventory %s to scrub its secrets", inventory)
         return []
+    targets = Targets.whole(inv)
+    info = find_scenario(scenario)
+    if info is not None:
+        model = info.load().Parameters
+        try:
+            declared = load_parameters({k: v for k, v in parameters.items() if k in model.model_fields}, model,
+                                       source="the guided run's parameters")
+            targets = run_targets(declared, inv)
+        except RunbookError:
+            # Parameters the run itself refused: scrub every secret rather than guess its targets.
+            log.warning("the guided run's parameters do not name valid targets; scrubbing every inventory secret")
+    return _resolvable([secret.reference for secret in targets.secrets()])
 
 
-def _resolvable(refs: list[str | None]) -> list[str]:
+def _resolvable(refs: list[str]) -> list[str]:
     from .errors import RunbookError
     from .secrets import resolve_secret
 
     values = []
     for ref in refs:
-        if ref and str(ref).strip() != "prompt":
+        if str(ref).strip() != "prompt":
             try:
                 values.append(resolve_secret(ref, purpose="scrubbing the archived record", interactive=False))
             except RunbookError:

@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -376,12 +376,6 @@ class Inventory(_Model):
 
     def servers_with_role(self, role: Role) -> list[ServerSpec]:
         return [s for s in self.servers.values() if s.role == role]
-
-    def named_in(self, values: Iterable[Any]) -> tuple[list[ServerSpec], list[TenantSpec]]:
-        """The servers and tenants that scenario parameter ``values`` name: a run's targets."""
-        names = [v for v in values if isinstance(v, str)]
-        return ([self.servers[n] for n in names if n in self.servers],
-                [self.tenants[n] for n in names if n in self.tenants])
 
     def _unknown(self, section: str, name: str, known: list[str]) -> InputError:
         close = difflib.get_close_matches(str(name), known, n=1)

@@ -8,40 +8,25 @@ parameters, connections to the targets (opened once per target, on first use), a
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import html
 import logging
 import os
-import platform
 import socket
 import uuid
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from ._kernel import in_kernel
 from .errors import InputError, RunbookError, StepFailed
-from .record import glue, sha256_file, utc_iso, utc_now
+from .manifest import run_manifest, user_name
+from .record import glue, utc_iso, utc_now
 from .steps import Mode, Status, Step, StepEngine, StepResult, compare_with_plan
+from .targets import Targets, run_targets
 
 __all__ = ["Run", "Summary", "start"]
 
 log = logging.getLogger(__name__)
-
-_VERSIONED = ("runbooklib", "papermill", "pypsrp", "msgraph-sdk")
-
-
-def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for dist in _VERSIONED:
-        name = "s2s-runbooks" if dist == "runbooklib" else dist
-        try:
-            found[dist] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
-
 
 def _show(obj: Any) -> None:
     """Show a result: rich in a notebook, text elsewhere."""
@@ -120,6 +105,8 @@ class Run:
         self.params = parameters
         self.inventory = inventory
         self.inventory_path = inventory_path
+        #: The servers and tenants the scenario's parameters declare (none when it is unknown).
+        self.targets = Targets()
         self.run_id: str = run_context.get("run_id") or uuid.uuid4().hex[:12]
         started = run_context.get("started")
         self.started = dt.datetime.fromisoformat(started.replace("Z", "+00:00")) if started else utc_now()
@@ -233,59 +220,27 @@ class Run:
 
     def manifest(self, *, shells_opened: dict[str, int] | None = None) -> dict[str, Any]:
         """The ``run`` scrap."""
-        from .secrets import redact, redact_data
-
-        params = self.params.model_dump(mode="json") if hasattr(self.params, "model_dump") else dict(self.params or {})
-        return {
-            "scenario": self.scenario,
-            "run_id": self.run_id,
-            "status": self.status,
-            "started": utc_iso(self.started),
-            "finished": utc_iso(self.finished) if self.finished else None,
-            "user": _user(),
-            "host": socket.gethostname(),
-            "ticket": self.ticket or None,
-            "mode": self.mode,
-            "sha256": {
-                "notebook": self._context.get("source_sha256"),
-                "parameters": self._context.get("parameters_sha256"),
-                "inventory": sha256_file(self.inventory_path) if self.inventory_path else None,
-            },
-            "versions": _versions(),
-            "parameters": redact_data(params),
-            "warnings": [redact(w) for w in self.warnings],
-            "shells_opened": shells_opened or {},
-            "plan_run_id": (self._context.get("plan") or {}).get("run_id"),
-        }
+        return run_manifest(
+            scenario=self.scenario, run_id=self.run_id, status=self.status, started=self.started,
+            finished=self.finished, ticket=self.ticket, mode=self.mode,
+            notebook_sha256=self._context.get("source_sha256"),
+            parameters_sha256=self._context.get("parameters_sha256"),
+            inventory=self.inventory_path, parameters=self.params, warnings=self.warnings,
+            shells_opened=shells_opened, plan_run_id=(self._context.get("plan") or {}).get("run_id"),
+        )
 
     def header(self) -> "Text":
         lines = [
             f"Run {self.run_id} · {self.scenario} · mode {self.mode.upper()}"
             + (" (nothing will be changed)" if self.mode == "plan" else ""),
-            f"  by {_user()} on {socket.gethostname()} at {utc_iso(self.started)} (UTC)",
+            f"  by {user_name()} on {socket.gethostname()} at {utc_iso(self.started)} (UTC)",
         ]
         if self.ticket:
             plan = self._context.get("plan")
             lines.append(f"  ticket {self.ticket}" + (f" · compared with its plan, run {plan['run_id']}" if plan else ""))
-        for target in self.targets():
+        for target in self.targets.lines():
             lines.append(f"  target {target}")
         return Text("\n".join(lines))
-
-    def targets(self) -> list[str]:
-        """The inventory servers and tenants this run's parameters name, with where they are reached."""
-        if self.inventory is None:
-            return []
-        params = self.params.model_dump() if hasattr(self.params, "model_dump") else dict(self.params or {})
-        servers, tenants = self.inventory.named_in(params.values())
-        return ([f"{s.name}: {s.role} at {s.winrm} ({s.auth} as {s.username})" for s in servers]
-                + [f"{t.name}: tenant {t.tenant_id} ({t.domain}) via {t.graph_url}" for t in tenants])
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
 
 
 def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: str | Path | None = None,
@@ -317,6 +272,8 @@ def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: st
         info = find_scenario(scenario)
         if info is not None:
             run.params = info.validate(params or {}, inv, source="parameters")
+            if inv is not None:
+                run.targets = run_targets(run.params, inv)
     except RunbookError as exc:
         run.fail(exc)
         raise

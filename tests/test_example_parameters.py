@@ -31,4 +31,4 @@ def test_example_inventory_is_valid_once_its_files_exist(tmp_path):
         assert server.winrm.startswith("https://") and server.password and ":" in server.password, name
     example_params = load_parameters(ROOT / "parameters" / "examples" / "sharepoint-hybrid.yaml",
                                      SCENARIOS["sharepoint-hybrid"].load().Parameters, source="example")
-    SCENARIOS["sharepoint-hybrid"].load().validate_against(example_params, inv, source="example")
+    SCENARIOS["sharepoint-hybrid"].validate(example_params.model_dump(), inv, source="example")

@@ -29,7 +29,9 @@ class ScenarioInfo:
 
     name: str
     title: str
-    module: str  # holds `Parameters` (a pydantic model) and `validate_against(params, inventory)`
+    #: Holds `Parameters` (a pydantic model declaring its targets) and, when the scenario has
+    #: checks of its own beyond its targets, `validate_against(params, inventory, source=...)`.
+    module: str
 
     @property
     def notebook(self) -> Path:
@@ -43,14 +45,21 @@ class ScenarioInfo:
         return importlib.import_module(self.module)
 
     def validate(self, params: dict[str, Any], inventory: Any, *, source: str) -> BaseModel:
-        """Parameters as the scenario's typed model, checked against the inventory."""
+        """Parameters as the scenario's typed model, checked against the inventory.
+
+        Every declared target must be in the inventory with its role (see :mod:`runbooklib.targets`);
+        then the scenario's own ``validate_against``, if it has one, runs.
+        """
         from ..inventory import load_parameters
+        from ..targets import run_targets
 
         module = self.load()
         model = load_parameters(params, module.Parameters, source=source)
-        check = getattr(module, "validate_against", None)
-        if check is not None and inventory is not None:
-            check(model, inventory, source=source)
+        if inventory is not None:
+            run_targets(model, inventory, source=source)
+            check = getattr(module, "validate_against", None)
+            if check is not None:
+                check(model, inventory, source=source)
         return model
 
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import InputError
 from ..certs import check_usable, load_certificate, short_thumbprint
 from ..graph import wildcard_spn
 from ..metadata import same_metadata_uri
 from ..sharepoint import (ACS_PRINCIPAL_ID, ACS_PROXY_TYPE, SHAREPOINT_PRINCIPAL_ID, AppPrincipal, Farm,
                           TrustedIssuer, version_name)
 from ..steps import Check, Proof, step
+from ..targets import Server, Tenant
 
-__all__ = ["Parameters", "STEPS", "validate_against"]
+__all__ = ["Parameters", "STEPS"]
 
 Zone = Literal["Default", "Intranet", "Internet", "Custom", "Extranet"]
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -32,8 +32,8 @@ class Parameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    farm: str = Field(description="inventory name of the SharePoint Server farm")
-    tenant: str = Field(description="inventory name of the Microsoft 365 tenant")
+    farm: Annotated[str, Server("sharepoint")] = Field(description="inventory name of the SharePoint Server farm")
+    tenant: Annotated[str, Tenant()] = Field(description="inventory name of the Microsoft 365 tenant")
     web_application: str = Field(description="URL of the web application hybrid features use, e.g. https://sharepoint.contoso.com")
     zone: Zone = "Default"
     public_root_domain: str = Field(description="public root domain the wildcard SPN covers, e.g. contoso.com")
@@ -60,19 +60,6 @@ class Parameters(BaseModel):
         if not _DOMAIN.match(domain):
             raise ValueError("expected a DNS domain name such as contoso.com")
         return domain
-
-
-def validate_against(params: Parameters, inventory: Any, *, source: str) -> None:
-    """The named farm and tenant exist in the inventory, with the right roles."""
-    if params.farm not in inventory.servers:
-        raise InputError(f"no server named {params.farm!r} in the inventory", source=source, field="farm",
-                         hint=f"Known servers: {', '.join(sorted(inventory.servers)) or 'none'}.")
-    if inventory.servers[params.farm].role != "sharepoint":
-        raise InputError(f"{params.farm} is a {inventory.servers[params.farm].role} server, not a SharePoint farm",
-                         source=source, field="farm")
-    if params.tenant not in inventory.tenants:
-        raise InputError(f"no tenant named {params.tenant!r} in the inventory", source=source, field="tenant",
-                         hint=f"Known tenants: {', '.join(sorted(inventory.tenants)) or 'none'}.")
 
 
 # -- shared facts --------------------------------------------------------------------------
