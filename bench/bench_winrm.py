@@ -5,7 +5,9 @@ client and server do not share a GIL. Prints, never asserts:
 
 * one pipeline on an already open runspace pool (target ≤ 25 ms),
 * a cold connect + open pool + one pipeline + close (target ≤ 80 ms),
-* how many shells RemoteConnections opened for a run of commands on one target (expected 1).
+* how many shells RemoteConnections opened for a run of commands on one target (expected 1),
+* one pipeline over NTLM with message encryption on plain HTTP (the default Windows listener)
+  against the same over Basic on HTTPS, as a ratio.
 
 Run: ``.venv/bin/python bench/bench_winrm.py [--warm N] [--cold N]``
 """
@@ -34,7 +36,8 @@ class Target:
     winrm: str
     auth: str
     username: str
-    ca_bundle: Path
+    ca_bundle: Path | None
+    allow_http: bool = False
 
 
 def serve(directory: Path) -> None:
@@ -56,9 +59,15 @@ def serve(directory: Path) -> None:
     server = LabServer("bench", ca.issue_server_certificate(["127.0.0.1"]), cert_dir=directory / "tls")
     WinRMEndpoint(server_name="bench", commands=table, accounts={USERNAME: PASSWORD}).mount(server)
     server.start()
-    print(json.dumps({"url": f"{server.url}/wsman", "ca": str(ca.bundle_path)}), flush=True)
+    plain = LabServer("bench-http", None, scheme="http")
+    WinRMEndpoint(server_name="bench-http", commands=table, accounts={USERNAME: PASSWORD},
+                  auth=("negotiate",)).mount(plain)
+    plain.start()
+    print(json.dumps({"url": f"{server.url}/wsman", "ca": str(ca.bundle_path),
+                      "ntlm_url": f"{plain.url}/wsman"}), flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     server.stop()
+    plain.stop()
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -101,6 +110,17 @@ def main() -> None:
                     session.invoke("Get-BenchWidget", {"Identity": f"c{i}"})
                 cold.append(time.perf_counter() - start)
 
+            ntlm_target = Target("bench-http", info["ntlm_url"], "ntlm", USERNAME, None, allow_http=True)
+            with RemoteSession.open(ntlm_target, password=PASSWORD) as session:
+                for _ in range(5):
+                    session.invoke("Get-BenchWidget", {"Identity": "w"})
+                ntlm = []
+                for i in range(args.warm):
+                    start = time.perf_counter()
+                    result = session.invoke("Get-BenchWidget", {"Identity": f"n{i}"})
+                    ntlm.append(time.perf_counter() - start)
+                    wrong += result.output[0]["Name"] != f"n{i}"
+
             with RemoteConnections(lambda t: PASSWORD) as connections:
                 for i in range(10):
                     connections.invoke(target, "Get-BenchWidget", {"Identity": f"r{i}"})
@@ -117,8 +137,11 @@ def main() -> None:
           f"ratio {cold_ms / COLD_TARGET_MS:.2f}, n={len(cold)}, min {min(cold) * 1000:.1f}, "
           f"max {max(cold) * 1000:.1f})")
     print(f"shells opened for 10 commands on one target: {shells} (expected 1)")
+    ntlm_ms = _median_ms(ntlm)
+    print(f"one pipeline, NTLM sealed over HTTP median {ntlm_ms:6.1f} ms  (Basic over HTTPS {warm_ms:.1f} ms, "
+          f"ratio {ntlm_ms / warm_ms:.2f}, n={len(ntlm)})")
     if wrong:
-        print(f"WARNING: {wrong} of {len(warm)} pipelines returned the wrong object")
+        print(f"WARNING: {wrong} of {len(warm) + len(ntlm)} pipelines returned the wrong object")
 
 
 if __name__ == "__main__":

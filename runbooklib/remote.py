@@ -41,6 +41,8 @@ from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportErr
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
+from requests_credssp.exceptions import AuthenticationException as CredSSPRefused
+from requests_credssp.exceptions import NTStatusException as CredSSPStatus
 
 from .errors import AuthenticationFailed, ConnectionFailed, InputError, RemoteError
 
@@ -512,7 +514,8 @@ class RemoteSession:
 def _translate(exc: BaseException, ep: _Endpoint, action: str) -> Exception:
     """A transport/protocol exception → the runbooklib error an administrator can act on."""
     where = f"{ep.name} ({ep.url})"
-    if isinstance(exc, AuthenticationError):
+    # pypsrp raises AuthenticationError on a 401; CredSSP's handshake fails with its own exceptions.
+    if isinstance(exc, (AuthenticationError, CredSSPRefused, CredSSPStatus)):
         return AuthenticationFailed(
             f"{where} refused the user name or password for {ep.username} while {action}.",
             hint=(f"Check the password the inventory's secret reference for {ep.name} resolves to, and that "

@@ -1,9 +1,14 @@
-"""The HTTPS server every lab host runs on: TLS from the lab CA, routes by path prefix,
+"""The HTTP(S) server every lab host runs on: TLS from the lab CA, routes by path prefix,
 and fault injection.
 
 One :class:`LabServer` is one simulated host (a SharePoint farm, the tenant …). Its WinRM
 endpoint (``/wsman``) and its web endpoints (S2S metadata, realm discovery, Graph …) are
-routes on the same port, as they are on one real server name.
+routes on the same port, as they are on one real server name. A server speaks HTTPS unless
+it is made with ``scheme="http"`` (a WinRM listener on port 5985 is plain HTTP, its messages
+sealed by the authentication instead of TLS).
+
+Each request carries its :class:`Connection`: state that lives as long as the client's TCP
+connection, for protocols whose security context is bound to the connection (NTLM, CredSSP).
 
 Faults let tests and rehearsals see how the runbooks behave when a server misbehaves:
 the next N requests to a server can be dropped (connection closed without an answer),
@@ -29,13 +34,22 @@ from urllib.parse import parse_qs, urlsplit
 
 from .pki import KeyPair
 
-__all__ = ["FaultPlan", "LabServer", "Request", "Response", "Route", "DROP"]
+__all__ = ["DROP", "Connection", "FaultPlan", "LabServer", "Request", "Response", "Route", "Scheme"]
 
 log = logging.getLogger(__name__)
 
 FaultKind = Literal["drop", "stall", "error"]
+Scheme = Literal["https", "http"]
 CONTROL_PATH = "/_lab/faults"
 CONTROL_HEADER = "X-Lab-Control-Token"
+
+
+@dataclass
+class Connection:
+    """One client TCP connection: ``state`` lives until the client or the server closes it."""
+
+    secure: bool                  # TLS underneath
+    state: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +63,7 @@ class Request:
     body: bytes
     client: tuple[str, int]
     server_url: str
+    connection: Connection = field(default_factory=lambda: Connection(secure=True))
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -63,9 +78,11 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer; a header given as a list is sent once per value (``WWW-Authenticate`` offers)."""
+
     status: int = 200
     body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | list[str]] = field(default_factory=dict)
 
     @classmethod
     def json(cls, data: object, status: int = 200, headers: dict[str, str] | None = None) -> "Response":
@@ -132,7 +149,11 @@ class FaultPlan:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_TLSServer"
+    server: "_LabHTTPServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.lab_connection = Connection(secure=self.server.context is not None)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.server.lab.name, format % args)
@@ -150,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             client=self.client_address,
             server_url=lab.url,
+            connection=self.lab_connection,
         )
         result = lab.handle(request)
         if isinstance(result, _Drop):
@@ -161,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(result.status)
         for name, value in result.headers.items():
-            self.send_header(name, value)
+            for one in ([value] if isinstance(value, str) else value):
+                self.send_header(name, one)
         self.send_header("Content-Length", str(len(result.body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -170,12 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _dispatch
 
 
-class _TLSServer(ThreadingHTTPServer):
+class _LabHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, lab: "LabServer") -> None:
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext | None, lab: "LabServer") -> None:
         self.context = context
         self.lab = lab
         super().__init__(address, _Handler)
@@ -184,6 +207,9 @@ class _TLSServer(ThreadingHTTPServer):
         # The TLS handshake runs here, in the request's own thread, so a slow client never
         # holds up the accept loop.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.context is None:
+            super().finish_request(request, client_address)
+            return
         try:
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -199,18 +225,26 @@ class _TLSServer(ThreadingHTTPServer):
 
 
 class LabServer:
-    """One simulated host: an HTTPS server on loopback with routes mounted by path prefix."""
+    """One simulated host: an HTTPS (or, with ``scheme="http"``, plain HTTP) server on loopback
+    with routes mounted by path prefix."""
 
-    def __init__(self, name: str, tls: KeyPair, *, host: str = "127.0.0.1", port: int = 0,
-                 control_token: str | None = None, cert_dir=None) -> None:
+    def __init__(self, name: str, tls: KeyPair | None, *, scheme: Scheme = "https", host: str = "127.0.0.1",
+                 port: int = 0, control_token: str | None = None, cert_dir=None) -> None:
+        if scheme not in ("https", "http"):
+            raise ValueError(f"unknown scheme {scheme!r}: use https or http")
+        if scheme == "https" and tls is None:
+            raise ValueError(f"{name}: an https lab server needs its TLS key pair")
         self.name = name
+        self.scheme = scheme
         self.faults = FaultPlan()
         self._routes: list[Route] = []
         self._control_token = control_token
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        _load_chain(context, tls, cert_dir, name)
-        self._server = _TLSServer((host, port), context, self)
+        context = None
+        if scheme == "https":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            _load_chain(context, tls, cert_dir, name)
+        self._server = _LabHTTPServer((host, port), context, self)
         self._thread: threading.Thread | None = None
 
     @property
@@ -220,7 +254,7 @@ class LabServer:
     @property
     def url(self) -> str:
         host = self._server.server_address[0]
-        return f"https://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def mount(self, prefix: str, handler: RouteHandler, *, handles_error_faults: bool = False) -> None:
         """Serve every path that starts with ``prefix`` (longest prefix wins; case-insensitive)."""

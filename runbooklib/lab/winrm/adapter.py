@@ -37,6 +37,7 @@ from psrpcore.types import ErrorRecord, PSInvocationState, PSRPMessageType
 
 from . import soap
 from ._psrpcore_hooks import fail_pipeline
+from .api import new_session
 from .dispatch import CommandSpec, PipelineOutcome, PipelineSink
 
 __all__ = ["Shell", "PipelineRunner"]
@@ -100,7 +101,7 @@ class _Sink:
 class Shell:
     """One WS-Man shell: a PSRP runspace pool and its pipelines."""
 
-    def __init__(self, *, owner: str, client_ip: str, runner: PipelineRunner) -> None:
+    def __init__(self, *, owner: str, client_ip: str, runner: PipelineRunner, delegated: bool = False) -> None:
         self.owner = owner
         self.client_ip = client_ip
         self.shell_id = ""
@@ -112,7 +113,7 @@ class Shell:
         self.closed = False
         # The runspace's session state, shared by this shell's pipelines (the dispatcher's only
         # writes are whole-key dict operations, which need no lock beyond the GIL).
-        self.session: dict[str, Any] = {}
+        self.session: dict[str, Any] = new_session(delegated=delegated)
 
     # ------------------------------------------------------------------ inbound
 

@@ -29,7 +29,10 @@ Session state: each runspace pool (one WS-Man shell) has one ``Invocation.sessio
 lives as long as the shell and is shared by every pipeline run in it, and by nothing else: a
 second pool on the same server starts empty, as a new runspace does. The lab keeps in it what
 a real runspace remembers between commands — which snap-ins and modules are loaded
-(:func:`loaded_sources`); products may keep their own keys (prefix them with the product name).
+(:func:`loaded_sources`) and whether the client delegated its credentials to it
+(:func:`credentials_delegated`: CredSSP does, NTLM and Basic do not, so only a CredSSP runspace
+can reach a second server as the user); products may keep their own keys (prefix them with the
+product name).
 
 Snap-ins and modules: a product declares what it offers (``table.snapin(name)`` /
 ``table.module(name)``) and registers its cmdlets and templates with ``source=<that name>``.
@@ -61,8 +64,10 @@ __all__ = [
     "Secret",
     "Source",
     "TerminatingError",
+    "credentials_delegated",
     "load_source",
     "loaded_sources",
+    "new_session",
     "source_loaded",
 ]
 
@@ -194,6 +199,17 @@ class Source:
 # The snap-in every runspace starts with (it holds Add-PSSnapin, Import-Module, Get-Command …).
 CORE_SNAPIN = "Microsoft.PowerShell.Core"
 _LOADED = "lab.loaded_sources"   # session key: {lower-case name: Source}, in load order
+_DELEGATED = "lab.credentials_delegated"
+
+
+def new_session(*, delegated: bool = False) -> dict[str, Any]:
+    """The session state of a new runspace; ``delegated`` when its client delegated its credentials."""
+    return {_DELEGATED: delegated}
+
+
+def credentials_delegated(session: dict[str, Any]) -> bool:
+    """Whether this runspace holds its user's delegated credentials (reached with CredSSP)."""
+    return bool(session.get(_DELEGATED, False))
 
 
 def loaded_sources(session: dict[str, Any]) -> list[Source]:

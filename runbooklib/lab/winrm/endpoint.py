@@ -1,9 +1,14 @@
 """The lab's WinRM endpoint: ``/wsman`` on a :class:`~runbooklib.lab.http.LabServer`, speaking
 WS-Management + PSRP to the unmodified pypsrp client.
 
-Authentication is HTTP Basic over the server's TLS, as a WinRM listener with ``Basic`` enabled
-accepts it (``WWW-Authenticate: Basic realm="WSMAN"``; wrong credentials → 401, nothing else
-said). Each shell belongs to the account that created it.
+Authentication is what the endpoint's ``auth`` enables, as a listener's service configuration
+does (:mod:`.auth`): Basic over HTTPS (the default), Negotiate (NTLM) and CredSSP, both bound to
+the TCP connection. On a plain-HTTP server the latter two seal every message (:mod:`.sealing`)
+and a body that arrives unsealed is refused with 401, as a listener with ``AllowUnencrypted=false``
+refuses it [U: the status for an unsealed body on an authenticated connection]. Wrong
+credentials → 401, nothing else said. Each shell belongs to the account that created it and
+remembers whether that account's credentials were delegated to it (CredSSP:
+:func:`~runbooklib.lab.winrm.api.credentials_delegated`).
 
 Every endpoint also answers the engine built-ins (``Add-PSSnapin``, ``Get-PSSnapin``,
 ``Import-Module``, ``Get-Module``, ``Get-Command``; :mod:`.builtins`), merged under the product's
@@ -15,7 +20,8 @@ carrying the fault's message; ``drop`` and ``stall`` faults never reach the endp
 
 Usage::
 
-    endpoint = WinRMEndpoint(server_name="sp-a", commands=table, accounts={"LAB\\\\spadmin": "…"})
+    endpoint = WinRMEndpoint(server_name="sp-a", commands=table, accounts={"LAB\\\\spadmin": "…"},
+                             auth=("negotiate", "credssp"))
     endpoint.mount(server)
 """
 
@@ -23,13 +29,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 import threading
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, Iterable
 
 from psrpcore import PSRPCoreError
 
@@ -37,10 +42,12 @@ from ..http import LabServer, Request, Response
 from . import soap
 from .adapter import Shell
 from .api import CommandTable
+from .auth import BASIC_REALM, DEFAULT_AUTH, Authenticator, Challenge, Principal
 from .builtins import builtin_commands
 from .dispatch import CommandSpec, PipelineOutcome, PipelineSink, run_pipeline
+from .sealing import SealingError, is_sealed, seal, unseal
 
-__all__ = ["WinRMEndpoint", "WSMAN_PATH", "BASIC_REALM"]
+__all__ = ["BASIC_REALM", "WSMAN_PATH", "WinRMEndpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +63,18 @@ class WinRMEndpoint:
     """PowerShell remoting for one simulated server, answering ``commands`` for ``accounts``.
 
     ``accounts`` maps a user name as clients send it (``LAB\\spadmin``; matched
-    case-insensitively, as Windows does) to its password.
+    case-insensitively, as Windows does) to its password. ``auth`` lists the schemes the
+    listener accepts (``basic``, ``negotiate``, ``credssp``).
     """
 
-    def __init__(self, *, server_name: str, commands: CommandTable, accounts: dict[str, str]) -> None:
+    def __init__(self, *, server_name: str, commands: CommandTable, accounts: dict[str, str],
+                 auth: Iterable[str] = DEFAULT_AUTH) -> None:
         self.server_name = server_name
         self.commands = commands
         # What pipelines resolve against: the product's table over the engine built-ins.
         self._table = builtin_commands().merge(commands)
-        self._accounts = {name.lower(): (name, password) for name, password in accounts.items()}
+        self._auth = Authenticator(server_name=server_name, schemes=auth, accounts=accounts)
+        self._account_names = sorted(accounts)
         self._shells: dict[str, Shell] = {}
         self._lock = threading.Lock()
         self._injected_failures: deque[str] = deque()
@@ -73,7 +83,8 @@ class WinRMEndpoint:
         self.requests_handled = 0  # WS-Man requests answered (benchmarks and tests count round trips)
 
     def __repr__(self) -> str:
-        return f"<WinRMEndpoint {self.server_name} accounts={sorted(n for n, _ in self._accounts.values())}>"
+        return (f"<WinRMEndpoint {self.server_name} auth={','.join(self._auth.schemes)} "
+                f"accounts={self._account_names}>")
 
     # ------------------------------------------------------------------ wiring
 
@@ -84,7 +95,13 @@ class WinRMEndpoint:
 
     def set_accounts(self, accounts: dict[str, str]) -> None:
         """Replace the accepted accounts (e.g. after a lab password rotation)."""
-        self._accounts = {name.lower(): (name, password) for name, password in accounts.items()}
+        self._auth.set_accounts(accounts)
+        self._account_names = sorted(accounts)
+
+    @property
+    def auth(self) -> tuple[str, ...]:
+        """The authentication schemes this listener accepts."""
+        return self._auth.schemes
 
     def inject_failure(self, message: str) -> None:
         """Make the next pipeline on this endpoint fail with ``message`` (what an ``error`` fault does)."""
@@ -97,47 +114,55 @@ class WinRMEndpoint:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _authenticate(self, request: Request) -> str | None:
-        header = request.header("authorization") or ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "basic" or not token:
-            return None
-        try:
-            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return None
-        account = self._accounts.get(user.lower())
-        if account is None:
-            hmac.compare_digest(password.encode(), b"x" * max(len(password), 1))  # same work either way
-            return None
-        name, expected = account
-        if not hmac.compare_digest(password.encode("utf-8"), expected.encode("utf-8")):
-            return None
-        return name
-
     def handle(self, request: Request) -> Response:
         """The ``/wsman`` route."""
         self.requests_handled += 1
-        user = self._authenticate(request)
-        if user is None:
-            log.info("%s: WinRM request refused: bad or missing Basic credentials", self.server_name)
-            return Response(401, b"", {"WWW-Authenticate": f'Basic realm="{BASIC_REALM}"'})
+        outcome = self._auth.authenticate(request)
+        if isinstance(outcome, Challenge):
+            return outcome.response
+        principal = outcome.principal
         if request.method != "POST":
             return Response(405, b"", {"Allow": "POST"})
+        try:
+            message = self._open(request, principal)
+        except SealingError as exc:
+            log.info("%s: WinRM request refused: %s", self.server_name, exc)
+            return self._auth.challenge()
+        if not message and principal.sealing:
+            # The empty request a client sends to set up message encryption: authenticated, nothing to do.
+            response = Response(200, b"", {})
+        else:
+            response = self._answer(request, message, principal)
+            if is_sealed(request.header("content-type")):
+                content_type, sealed = seal(principal.context, response.body, protocol=principal.sealing or "")
+                response = Response(response.status, sealed, {**response.headers, "Content-Type": content_type})
+        if outcome.www_authenticate:
+            response.headers["WWW-Authenticate"] = outcome.www_authenticate
+        return response
 
+    def _open(self, request: Request, principal: Principal) -> bytes:
+        """The SOAP message a request carries, unsealed; refuses what must be sealed and is not."""
+        content_type = request.header("content-type") or ""
+        if is_sealed(content_type):
+            if principal.context is None:
+                raise SealingError(f"a sealed body on a connection authenticated with {principal.scheme}")
+            return unseal(principal.context, content_type, request.body, protocol=principal.sealing or "")
+        if request.body and principal.sealing and not request.connection.secure:
+            raise SealingError(f"an unencrypted body over plain HTTP from {principal.user} "
+                               "(unencrypted traffic is not allowed)")
+        return request.body
+
+    def _answer(self, request: Request, message: bytes, principal: Principal) -> Response:
         fault_header = request.header("x-lab-fault")
         if fault_header:
             self._take_fault(fault_header)
 
         relates_to = ""
         try:
-            soap_request = soap.parse_request(request.body)
+            soap_request = soap.parse_request(message)
             relates_to = soap_request.message_id
             try:
-                body = self._dispatch(soap_request, user, request)
+                body = self._dispatch(soap_request, principal, request)
             except (PSRPCoreError, binascii.Error, ValueError) as exc:
                 # malformed PSRP data: answer as WinRM does, with a fault, not a 500 page
                 log.warning("%s: cannot process %s: %s", self.server_name, soap_request.action, exc)
@@ -170,10 +195,10 @@ class WinRMEndpoint:
             raise soap.WSManFault.shell_not_found(shell_id or "")
         return shell
 
-    def _dispatch(self, req: soap.SoapRequest, user: str, request: Request) -> bytes:
-        action = req.action
+    def _dispatch(self, req: soap.SoapRequest, principal: Principal, request: Request) -> bytes:
+        action, user = req.action, principal.user
         if action == soap.Action.CREATE:
-            return self._create(req, user, request)
+            return self._create(req, principal, request)
         if action == soap.Action.COMMAND:
             return self._command(req, user)
         if action == soap.Action.SEND:
@@ -193,19 +218,22 @@ class WinRMEndpoint:
             return soap.get_shell_response(req, shell_id=shell.shell_id, owner=user)
         raise soap.WSManFault.action_not_supported(action)
 
-    def _create(self, req: soap.SoapRequest, user: str, request: Request) -> bytes:
+    def _create(self, req: soap.SoapRequest, principal: Principal, request: Request) -> bytes:
+        user = principal.user
         body = req.body
         if body is None or body.tag != f"{{{soap.NS['rsp']}}}Shell":
             raise soap.WSManFault.invalid("The Create request has no rsp:Shell body.")
         creation = body.find("pwsh:creationXml", soap.NS)
         if creation is None or not (creation.text or "").strip():
             raise soap.WSManFault.invalid("The Create request carries no PowerShell creationXml.")
-        shell = Shell(owner=user, client_ip=request.client[0], runner=self._runner_for(user))
+        shell = Shell(owner=user, client_ip=request.client[0], runner=self._runner_for(user),
+                      delegated=principal.delegated)
         shell_id = shell.open(base64.b64decode(creation.text), body.attrib.get("ShellId"))
         with self._lock:
             self._shells[shell_id] = shell
             self.shells_created += 1
-        log.debug("%s: shell %s opened for %s", self.server_name, shell_id, user)
+        log.debug("%s: shell %s opened for %s (%s%s)", self.server_name, shell_id, user, principal.scheme,
+                  ", credentials delegated" if principal.delegated else "")
         return soap.create_response(
             req, shell_id=shell_id, address=self._address, owner=user, client_ip=shell.client_ip,
             input_streams=_INPUT_STREAMS, output_streams=_OUTPUT_STREAMS,
