@@ -16,7 +16,8 @@ from typing import Callable
 import pytest
 
 from runbooklib.errors import GraphError, InputError
-from runbooklib.graph import SPO_PRINCIPAL_ID, GraphClient, wildcard_spn
+from runbooklib.graph import GraphClient, wildcard_spn
+from runbooklib.wellknown import EXCHANGE_PRINCIPAL_ID, SHAREPOINT_PRINCIPAL_ID as SPO_PRINCIPAL_ID
 from runbooklib.lab.http import LabServer, Request, Response
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.tenant_graph import GraphApi
@@ -263,7 +264,8 @@ def test_size_limit_says_to_prune(graph: GraphClient, fresh: TenantLab) -> None:
 
 def test_a_key_lost_on_write_fails_loudly(graph: GraphClient, fresh: TenantLab, monkeypatch) -> None:
     # Simulate another tool that rewrote keyCredentials between our read and our write.
-    original = graph._patch_keys
+    principal = graph.principal(SPO_PRINCIPAL_ID)
+    original = principal._patch_keys
 
     def patch_then_lose(creds, action):
         original(creds, action)
@@ -272,7 +274,7 @@ def test_a_key_lost_on_write_fails_loudly(graph: GraphClient, fresh: TenantLab, 
             target = next(s for s in directory["servicePrincipals"] if s["id"] == sp["id"])
             target["keyCredentials"] = [k for k in target["keyCredentials"] if "fabrikam" not in k["displayName"]]
 
-    monkeypatch.setattr(graph, "_patch_keys", patch_then_lose)
+    monkeypatch.setattr(principal, "_patch_keys", patch_then_lose)
     with pytest.raises(GraphError) as caught:
         graph.ensure_key_credential(farm_cert())
     assert caught.value.code == "KeyCredentialLost"
