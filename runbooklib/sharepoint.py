@@ -20,10 +20,10 @@ from .product import LoadedShell, ProductClient, ShellLoader, as_bool, as_text
 
 __all__ = [
     "ACS_PROXY_TYPE",
-    "LOAD_TEMPLATE",
-    "SHAREPOINT_SHELL",
     "AppPrincipal",
     "Farm",
+    "LOAD_TEMPLATE",
+    "SHAREPOINT_SHELL",
     "ServiceProxy",
     "SharePointShell",
     "StsCertificate",
