@@ -1,13 +1,15 @@
-"""Microsoft Graph and Entra ID for the runbooks: the tenant, the SharePoint Online principal,
-its certificate keys and its SPNs — through msgraph-sdk and azure-identity, unmodified.
+"""Microsoft Graph and Entra ID for the runbooks: the tenant and the first-party service
+principals a trust changes (SharePoint Online, Exchange Online, Skype for Business Online), their
+certificate keys and their SPNs — through msgraph-sdk and azure-identity, unmodified.
 
 The app the runbooks sign in with needs only two Microsoft Graph permissions
-(:data:`REQUIRED_PERMISSIONS`): Application.ReadWrite.All to change the SharePoint Online
-principal's ``keyCredentials`` and SPNs, Organization.Read.All to read the tenant. Nothing
-broader.
+(:data:`REQUIRED_PERMISSIONS`): Application.ReadWrite.All to change a principal's
+``keyCredentials`` and SPNs, Organization.Read.All to read the tenant. Nothing broader.
 
+:meth:`GraphClient.principal` gives one :class:`Principal` per appId; the SharePoint Online
+shortcuts (:meth:`GraphClient.ensure_key_credential` …) are that principal's methods.
 Graph's ``PATCH servicePrincipals/{id}`` replaces the whole ``keyCredentials`` collection, so
-:meth:`GraphClient.ensure_key_credential` resends every existing key (by ``keyId`` with a null
+:meth:`Principal.ensure_key_credential` resends every existing key (by ``keyId`` with a null
 ``key``, which keeps it), holds a lock file while it reads, merges and writes (two runs
 against one tenant cannot lose each other's key), re-reads afterwards and fails loudly if
 any key that was there before is gone.
@@ -46,6 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .errors import CertificateError, ConnectionFailed, GraphError, InputError
+from .wellknown import SHAREPOINT_PRINCIPAL_ID, online_service_name
 
 if TYPE_CHECKING:
     from pathlib import PurePath
@@ -56,17 +59,19 @@ __all__ = [
     "KeyChange",
     "KeyInfo",
     "OrganizationInfo",
+    "Principal",
+    "PrincipalInfo",
     "REQUIRED_PERMISSIONS",
-    "SPO_PRINCIPAL_ID",
     "SpnChange",
-    "SpoPrincipal",
+    "certificate_key",
+    "expired_keys",
+    "principal_label",
     "show_device_code",
     "wildcard_spn",
 ]
 
 log = logging.getLogger(__name__)
 
-SPO_PRINCIPAL_ID = "00000003-0000-0ff1-ce00-000000000000"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 REQUIRED_PERMISSIONS = ("Application.ReadWrite.All", "Organization.Read.All")
 WRITE_PERMISSION = "Application.ReadWrite.All"
@@ -137,9 +142,26 @@ class OrganizationInfo:
     default_domain: str | None
 
 
+def principal_label(app_id: str) -> str:
+    """How texts name a principal: ``the SharePoint Online principal``, or by appId for any other app."""
+    service = online_service_name(app_id)
+    return f"the {service} principal" if service else f"the service principal {app_id}"
+
+
+def certificate_key(keys: list[KeyInfo], thumbprint: str) -> KeyInfo | None:
+    """The key among ``keys`` that holds the certificate with ``thumbprint``, or None."""
+    wanted = thumbprint.upper()
+    return next((k for k in keys if k.thumbprint == wanted), None)
+
+
+def expired_keys(keys: list[KeyInfo], now: dt.datetime | None = None) -> list[KeyInfo]:
+    """The keys among ``keys`` whose end date has passed (at ``now``, default: this moment)."""
+    return [k for k in keys if k.expired(now)]
+
+
 @dataclass(frozen=True)
-class SpoPrincipal:
-    """The SharePoint Online service principal of the tenant."""
+class PrincipalInfo:
+    """A service principal of the tenant as read: its ids, SPNs and certificate keys."""
 
     object_id: str
     app_id: str
@@ -150,6 +172,12 @@ class SpoPrincipal:
     def name_identifier(self, tenant_id: str) -> str:
         """The app principal name SharePoint Server registers for SPO: ``<object id>@<tenant id>``."""
         return f"{self.object_id}@{tenant_id.lower()}"
+
+    def key_for(self, thumbprint: str) -> KeyInfo | None:
+        return certificate_key(self.key_credentials, thumbprint)
+
+    def expired_keys(self, now: dt.datetime | None = None) -> list[KeyInfo]:
+        return expired_keys(self.key_credentials, now)
 
 
 @dataclass(frozen=True)
@@ -166,6 +194,7 @@ class KeyChange:
     before: list[KeyInfo]
     after: list[KeyInfo]
     removed: list[KeyInfo] = field(default_factory=list)
+    principal: str = "the service principal"  # as texts name it: principal_label()
 
     @property
     def changed(self) -> bool:
@@ -175,10 +204,10 @@ class KeyChange:
     def changes(self) -> list[str]:
         """Human-readable lines for a step's ``changes`` list."""
         if self.action == "added":
-            return [f"added the certificate {self.thumbprint} to the SharePoint Online principal "
+            return [f"added the certificate {self.thumbprint} to {self.principal} "
                     f"({len(self.before)} existing key(s) kept)"]
         if self.action == "would_add":
-            return [f"would add the certificate {self.thumbprint} to the SharePoint Online principal "
+            return [f"would add the certificate {self.thumbprint} to {self.principal} "
                     f"(keeping its {len(self.before)} key(s))"]
         verb = {"pruned": "removed", "would_prune": "would remove"}.get(self.action)
         if verb:
@@ -195,6 +224,7 @@ class SpnChange:
     before: list[str]
     after: list[str]
     warnings: list[str] = field(default_factory=list)
+    principal: str = "the service principal"  # as texts name it: principal_label()
 
     @property
     def changed(self) -> bool:
@@ -203,14 +233,14 @@ class SpnChange:
     @property
     def changes(self) -> list[str]:
         if self.action == "added":
-            return [f"added the SPN {self.spn} to the SharePoint Online principal"]
+            return [f"added the SPN {self.spn} to {self.principal}"]
         if self.action == "would_add":
-            return [f"would add the SPN {self.spn} to the SharePoint Online principal"]
+            return [f"would add the SPN {self.spn} to {self.principal}"]
         return []
 
 
-def wildcard_spn(root_domain: str) -> str:
-    """``00000003-0000-0ff1-ce00-000000000000/*.<root domain>`` after checking the domain."""
+def wildcard_spn(root_domain: str, *, principal_id: str = SHAREPOINT_PRINCIPAL_ID) -> str:
+    """``<principal id>/*.<root domain>`` after checking the domain; the SharePoint principal by default."""
     domain = root_domain.strip().lower().rstrip(".")
     if domain.startswith("*."):
         domain = domain[2:]
@@ -219,7 +249,7 @@ def wildcard_spn(root_domain: str) -> str:
             f"{root_domain!r} is not a DNS domain name",
             hint="give the public root domain of the farm's URLs, e.g. contoso.com for https://sharepoint.contoso.com",
         )
-    return f"{SPO_PRINCIPAL_ID}/*.{domain}"
+    return f"{principal_id}/*.{domain}"
 
 
 def _as_certificate(cert: CertificateInput) -> x509.Certificate:
@@ -345,7 +375,7 @@ class GraphClient:
         self._loop: _LoopThread | None = None
         self._client: Any = None
         self._http: Any = None
-        self._spo_object_id: str | None = None
+        self._principals: dict[str, Principal] = {}
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> "GraphClient":
@@ -488,7 +518,8 @@ class GraphClient:
         self._loop = _LoopThread(f"graph-{self.spec.name}")
         return self._client
 
-    def _call(self, make: Callable[[Any], Coroutine[Any, Any, T]], *, action: str, needs: str) -> T:
+    def _call(self, make: Callable[[Any], Coroutine[Any, Any, T]], *, action: str, needs: str,
+              principal: str | None = None) -> T:
         """Run one SDK call on the private loop; translate its failures into GraphError."""
         graph = self._graph()
         assert self._loop is not None
@@ -501,9 +532,9 @@ class GraphClient:
                 target=self.spec.graph_url,
             ) from None
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised if unknown
-            raise self._translate(exc, action=action, needs=needs) from exc
+            raise self._translate(exc, action=action, needs=needs, principal=principal) from exc
 
-    def _translate(self, exc: Exception, *, action: str, needs: str) -> Exception:
+    def _translate(self, exc: Exception, *, action: str, needs: str, principal: str | None) -> Exception:
         from azure.core.exceptions import ClientAuthenticationError
         from kiota_abstractions.api_error import APIError
 
@@ -524,7 +555,7 @@ class GraphClient:
             status = getattr(exc, "response_status_code", None)
             return GraphError(
                 f"Microsoft Graph refused to {action}: {code}: {message}",
-                hint=self._hint(code, needs), code=code, status=status,
+                hint=self._hint(code, needs, principal or "the service principal"), code=code, status=status,
             )
         import httpx
 
@@ -536,7 +567,7 @@ class GraphClient:
             )
         return exc
 
-    def _hint(self, code: str, needs: str) -> str | None:
+    def _hint(self, code: str, needs: str, principal: str) -> str | None:
         app = self.client_id or "the signed-in account"
         hints = {
             "Authorization_RequestDenied": (
@@ -550,7 +581,7 @@ class GraphClient:
             ),
             "Request_ResourceNotFound": "the object does not exist in this tenant: check the tenant id in the inventory",
             "Directory_ResourceSizeExceeded": (
-                "the SharePoint Online principal holds too many keys: plan and run "
+                f"{principal} holds too many keys: plan and run "
                 "prune_expired_key_credentials(), then run again"
             ),
             "Request_MultipleObjectsWithSameKeyValue": (
@@ -632,220 +663,34 @@ class GraphClient:
             )
         return tid
 
-    def _spo_id(self) -> str:
-        if self._spo_object_id:
-            return self._spo_object_id
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.service_principals.service_principals_request_builder import (
-            ServicePrincipalsRequestBuilder,
-        )
+    def principal(self, app_id: str) -> "Principal":
+        """The tenant's service principal of ``app_id`` (SharePoint, Exchange, Skype …), one handle per app."""
+        key = app_id.lower()
+        if key not in self._principals:
+            self._principals[key] = Principal(self, key)
+        return self._principals[key]
 
-        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter=f"appId eq '{SPO_PRINCIPAL_ID}'", select=["id", "appId", "displayName", "servicePrincipalNames"]
-        )
-        result = self._call(
-            lambda g: g.service_principals.get(request_configuration=RequestConfiguration(query_parameters=query)),
-            action="find the SharePoint Online principal", needs=WRITE_PERMISSION,
-        )
-        items = list(result.value or []) if result else []
-        if not items:
-            raise GraphError(
-                "the tenant has no SharePoint Online service principal (appId 00000003-0000-0ff1-ce00-000000000000)",
-                hint="SharePoint Online must be provisioned in the tenant before a hybrid trust can be set up",
-                code="Request_ResourceNotFound",
-            )
-        self._spo_object_id = str(items[0].id)
-        return self._spo_object_id
-
-    def _read_principal(self, select: list[str]) -> Any:
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
-            ServicePrincipalItemRequestBuilder,
-        )
-
-        object_id = self._spo_id()
-        query = ServicePrincipalItemRequestBuilder.ServicePrincipalItemRequestBuilderGetQueryParameters(select=select)
-        return self._call(
-            lambda g: g.service_principals.by_service_principal_id(object_id).get(
-                request_configuration=RequestConfiguration(query_parameters=query)
-            ),
-            action="read the SharePoint Online principal", needs=WRITE_PERMISSION,
-        )
-
-    def _raw_keys(self) -> list[Any]:
-        # Only a single-object read with $select=keyCredentials returns the certificates.
-        return list(self._read_principal(["keyCredentials"]).key_credentials or [])
-
-    def spo_principal(self) -> SpoPrincipal:
-        sp = self._read_principal(["id", "appId", "displayName", "servicePrincipalNames", "keyCredentials"])
-        return SpoPrincipal(
-            object_id=str(sp.id),
-            app_id=str(sp.app_id),
-            display_name=sp.display_name,
-            service_principal_names=list(sp.service_principal_names or []),
-            key_credentials=[_key_info(k) for k in (sp.key_credentials or [])],
-        )
-
-    # -------------------------------------------------------------- keyCredentials
-    def _patch_keys(self, creds: list[Any], action: str) -> None:
-        from msgraph.generated.models.service_principal import ServicePrincipal
-
-        object_id = self._spo_id()
-        body = ServicePrincipal(key_credentials=creds)
-        self._call(lambda g: g.service_principals.by_service_principal_id(object_id).patch(body),
-                   action=action, needs=WRITE_PERMISSION)
-
-    @staticmethod
-    def _resend(cred: Any) -> Any:
-        """An existing key as it must be sent back: same keyId, no key bytes (Graph keeps them)."""
-        from msgraph.generated.models.key_credential import KeyCredential
-
-        return KeyCredential(
-            key_id=cred.key_id, type=cred.type, usage=cred.usage, display_name=cred.display_name,
-            custom_key_identifier=cred.custom_key_identifier, start_date_time=cred.start_date_time,
-            end_date_time=cred.end_date_time, key=None,
-        )
+    # The SharePoint Online principal, which the hybrid trust changes: the same rules as any principal.
+    def spo_principal(self) -> PrincipalInfo:
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).read()
 
     def plan_key_credential(self, cert: CertificateInput) -> KeyChange:
-        """What :meth:`ensure_key_credential` would do, without writing."""
-        certificate = _as_certificate(cert)
-        before = [_key_info(k) for k in self._raw_keys()]
-        thumb = _thumbprint(certificate)
-        found = next((k for k in before if k.thumbprint == thumb), None)
-        if found:
-            return KeyChange("present", thumb, found.key_id, before, before)
-        return KeyChange("would_add", thumb, None, before, before)
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).plan_key_credential(cert)
 
     def ensure_key_credential(self, cert: CertificateInput, *, display_name: str | None = None) -> KeyChange:
-        """Make the SharePoint Online principal trust ``cert`` (the farm's STS certificate).
-
-        Idempotent by thumbprint; every existing key is kept; the result is re-read and a
-        :class:`GraphError` names any key that was there before and is gone.
-        """
-        from msgraph.generated.models.key_credential import KeyCredential
-
-        certificate = _as_certificate(cert)
-        thumb = _thumbprint(certificate)
-        now = dt.datetime.now(dt.timezone.utc)
-        if certificate.not_valid_after_utc < now:
-            raise CertificateError(
-                f"the certificate {thumb} expired on {certificate.not_valid_after_utc:%Y-%m-%d}",
-                hint="renew the farm's STS certificate first, then upload the new one",
-            )
-        with self._write_lock():
-            raw = self._raw_keys()
-            before = [_key_info(k) for k in raw]
-            found = next((k for k in before if k.thumbprint == thumb), None)
-            if found:
-                log.info("the SharePoint Online principal already trusts %s", thumb)
-                return KeyChange("present", thumb, found.key_id, before, before)
-            key_id = uuid.uuid4()
-            name = display_name or certificate.subject.rfc4514_string()
-            new = KeyCredential(
-                key_id=key_id, type="AsymmetricX509Cert", usage="Verify", display_name=name,
-                key=certificate.public_bytes(serialization.Encoding.DER),
-                # Graph keeps the hex thumbprint here; the SDK base64-encodes these bytes on the
-                # way out, so decoding the hex text as base64 puts exactly that text on the wire.
-                custom_key_identifier=base64.b64decode(thumb),
-                start_date_time=certificate.not_valid_before_utc, end_date_time=certificate.not_valid_after_utc,
-            )
-            self._patch_keys([self._resend(k) for k in raw] + [new], "add the certificate to the SharePoint Online principal")
-            after = [_key_info(k) for k in self._raw_keys()]
-        self._check_kept(before, after, expect_removed=[])
-        added = next((k for k in after if k.thumbprint == thumb), None)
-        if added is None:
-            raise GraphError(
-                f"Graph accepted the new key but the certificate {thumb} is not on the principal when read back",
-                hint="read the principal's keyCredentials in Graph Explorer and run again", code="KeyNotStored",
-            )
-        log.info("added the certificate %s to the SharePoint Online principal (%d keys kept)", thumb, len(before))
-        return KeyChange("added", thumb, added.key_id, before, after)
-
-    @staticmethod
-    def _check_kept(before: list[KeyInfo], after: list[KeyInfo], *, expect_removed: list[KeyInfo]) -> None:
-        removed_ids = {k.key_id.lower() for k in expect_removed}
-        present = {k.key_id.lower() for k in after}
-        lost = [k for k in before if k.key_id.lower() not in present and k.key_id.lower() not in removed_ids]
-        if lost:
-            raise GraphError(
-                "keys that the SharePoint Online principal held before this change are gone: "
-                + "; ".join(f"{k.describe()} keyId {k.key_id}" for k in lost),
-                hint="another tool changed the keys at the same time, or Graph dropped them: re-upload each "
-                "listed certificate from the farm that owns it (its STS certificate) before anything else",
-                code="KeyCredentialLost",
-            )
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).ensure_key_credential(cert, display_name=display_name)
 
     def plan_prune_expired_key_credentials(self, *, now: dt.datetime | None = None) -> KeyChange:
-        before = [_key_info(k) for k in self._raw_keys()]
-        expired = [k for k in before if k.expired(now)]
-        remaining = [k for k in before if not k.expired(now)]
-        return KeyChange("would_prune" if expired else "none", None, None, before, remaining, expired)
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).plan_prune_expired_key_credentials(now=now)
 
     def prune_expired_key_credentials(self, *, now: dt.datetime | None = None) -> KeyChange:
-        """Remove only keys whose end date has passed; every other key is kept and checked."""
-        with self._write_lock():
-            raw = self._raw_keys()
-            before = [_key_info(k) for k in raw]
-            expired = [k for k in before if k.expired(now)]
-            if not expired:
-                return KeyChange("none", None, None, before, before)
-            keep = [self._resend(k) for k, info in zip(raw, before) if not info.expired(now)]
-            self._patch_keys(keep, "remove expired keys from the SharePoint Online principal")
-            after = [_key_info(k) for k in self._raw_keys()]
-        self._check_kept(before, after, expect_removed=expired)
-        log.info("removed %d expired key(s) from the SharePoint Online principal", len(expired))
-        return KeyChange("pruned", None, None, before, after, expired)
-
-    # -------------------------------------------------------------- SPNs
-    def _spn_state(self, root_domain: str) -> tuple[str, list[str], list[str]]:
-        spn = wildcard_spn(root_domain)
-        domain = spn.split("/*.", 1)[1]
-        current = list(self._read_principal(["servicePrincipalNames"]).service_principal_names or [])
-        others = [s for s in current if s.lower() != spn.lower() and domain in s.lower()]
-        warnings = [
-            f"the SharePoint Online principal also has the SPN {s}, which contains {domain}: the wildcard "
-            f"SPN should be the only one for that domain; remove {s} unless you know what needs it"
-            for s in others
-        ]
-        for text in warnings:
-            log.warning(text)
-        return spn, current, warnings
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).prune_expired_key_credentials(now=now)
 
     def plan_spn(self, root_domain: str) -> SpnChange:
-        spn, current, warnings = self._spn_state(root_domain)
-        present = any(s.lower() == spn.lower() for s in current)
-        return SpnChange("present" if present else "would_add", spn, current, current, warnings)
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).plan_spn(root_domain)
 
     def ensure_spn(self, root_domain: str) -> SpnChange:
-        """Give the SharePoint Online principal the wildcard SPN for ``root_domain``."""
-        from msgraph.generated.models.service_principal import ServicePrincipal
-
-        with self._write_lock():
-            spn, current, warnings = self._spn_state(root_domain)
-            if any(s.lower() == spn.lower() for s in current):
-                return SpnChange("present", spn, current, current, warnings)
-            object_id = self._spo_id()
-            body = ServicePrincipal(service_principal_names=current + [spn])
-            try:
-                self._call(lambda g: g.service_principals.by_service_principal_id(object_id).patch(body),
-                           action=f"add the SPN {spn}", needs=WRITE_PERMISSION)
-            except GraphError as exc:
-                if exc.code == "Request_MultipleObjectsWithSameKeyValue":
-                    holder = self._spn_holder(spn)
-                    raise GraphError(
-                        f"the SPN {spn} is already held by {holder or 'another object'} in the tenant",
-                        hint="remove it from that principal (or application identifier URIs), then run again",
-                        code=exc.code, status=exc.status,
-                    ) from exc
-                raise
-            after = list(self._read_principal(["servicePrincipalNames"]).service_principal_names or [])
-        lost = [s for s in current if s not in after]
-        if spn not in after or lost:
-            raise GraphError(
-                f"after adding {spn} the principal's SPNs read back as {after}",
-                hint="check the principal's servicePrincipalNames in Graph Explorer", code="SpnNotStored",
-            )
-        return SpnChange("added", spn, current, after, warnings)
+        return self.principal(SHAREPOINT_PRINCIPAL_ID).ensure_spn(root_domain)
 
     def _spn_holder(self, spn: str) -> str | None:
         from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -867,3 +712,249 @@ class GraphClient:
         if not items:
             return None
         return f"the service principal '{items[0].display_name}' (appId {items[0].app_id})"
+
+
+# ---------------------------------------------------------------------- one service principal
+class Principal:
+    """One service principal of the tenant, by appId: its keys and SPNs under the tenant's rules.
+
+    Graph's ``PATCH servicePrincipals/{id}`` replaces the whole ``keyCredentials`` collection:
+    every change resends each key it keeps (matched by thumbprint), writes under the tenant's
+    lock, re-reads, and fails loudly if a key that was there before is gone. Expired keys go only
+    when asked (:meth:`prune_expired_key_credentials`). Obtain one with :meth:`GraphClient.principal`.
+    """
+
+    def __init__(self, graph: GraphClient, app_id: str) -> None:
+        self.graph = graph
+        self.app_id = app_id
+        self.label = principal_label(app_id)
+        self._object_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Principal {self.app_id} of tenant {self.graph.spec.name}>"
+
+    def _call(self, make: Callable[[Any], Coroutine[Any, Any, T]], *, action: str) -> T:
+        return self.graph._call(make, action=action, needs=WRITE_PERMISSION, principal=self.label)
+
+    # -------------------------------------------------------------- reads
+    def object_id(self) -> str:
+        """The principal's object id in this tenant (looked up once)."""
+        if self._object_id:
+            return self._object_id
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.service_principals.service_principals_request_builder import (
+            ServicePrincipalsRequestBuilder,
+        )
+
+        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+            filter=f"appId eq '{self.app_id}'", select=["id", "appId", "displayName", "servicePrincipalNames"]
+        )
+        result = self._call(
+            lambda g: g.service_principals.get(request_configuration=RequestConfiguration(query_parameters=query)),
+            action=f"find {self.label}",
+        )
+        items = list(result.value or []) if result else []
+        if not items:
+            service = online_service_name(self.app_id) or f"app {self.app_id}"
+            raise GraphError(
+                f"the tenant has no {service} service principal (appId {self.app_id})",
+                hint=f"{service} must be provisioned in the tenant before a hybrid trust can be set up",
+                code="Request_ResourceNotFound",
+            )
+        self._object_id = str(items[0].id)
+        return self._object_id
+
+    def _read(self, select: list[str]) -> Any:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
+            ServicePrincipalItemRequestBuilder,
+        )
+
+        object_id = self.object_id()
+        query = ServicePrincipalItemRequestBuilder.ServicePrincipalItemRequestBuilderGetQueryParameters(select=select)
+        return self._call(
+            lambda g: g.service_principals.by_service_principal_id(object_id).get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+            action=f"read {self.label}",
+        )
+
+    def _raw_keys(self) -> list[Any]:
+        # Only a single-object read with $select=keyCredentials returns the certificates.
+        return list(self._read(["keyCredentials"]).key_credentials or [])
+
+    def read(self) -> PrincipalInfo:
+        sp = self._read(["id", "appId", "displayName", "servicePrincipalNames", "keyCredentials"])
+        return PrincipalInfo(
+            object_id=str(sp.id),
+            app_id=str(sp.app_id),
+            display_name=sp.display_name,
+            service_principal_names=list(sp.service_principal_names or []),
+            key_credentials=[_key_info(k) for k in (sp.key_credentials or [])],
+        )
+
+    def key_credentials(self) -> list[KeyInfo]:
+        return [_key_info(k) for k in self._raw_keys()]
+
+    # -------------------------------------------------------------- keyCredentials
+    def _patch_keys(self, creds: list[Any], action: str) -> None:
+        from msgraph.generated.models.service_principal import ServicePrincipal
+
+        object_id = self.object_id()
+        body = ServicePrincipal(key_credentials=creds)
+        self._call(lambda g: g.service_principals.by_service_principal_id(object_id).patch(body), action=action)
+
+    @staticmethod
+    def _resend(cred: Any) -> Any:
+        """An existing key as it must be sent back: same keyId, no key bytes (Graph keeps them)."""
+        from msgraph.generated.models.key_credential import KeyCredential
+
+        return KeyCredential(
+            key_id=cred.key_id, type=cred.type, usage=cred.usage, display_name=cred.display_name,
+            custom_key_identifier=cred.custom_key_identifier, start_date_time=cred.start_date_time,
+            end_date_time=cred.end_date_time, key=None,
+        )
+
+    def plan_key_credential(self, cert: CertificateInput) -> KeyChange:
+        """What :meth:`ensure_key_credential` would do, without writing."""
+        certificate = _as_certificate(cert)
+        before = self.key_credentials()
+        thumb = _thumbprint(certificate)
+        found = certificate_key(before, thumb)
+        if found:
+            return KeyChange("present", thumb, found.key_id, before, before, principal=self.label)
+        return KeyChange("would_add", thumb, None, before, before, principal=self.label)
+
+    def ensure_key_credential(self, cert: CertificateInput, *, display_name: str | None = None) -> KeyChange:
+        """Make the principal trust ``cert`` (for SharePoint Online: the farm's STS certificate).
+
+        Idempotent by thumbprint; every existing key is kept; the result is re-read and a
+        :class:`GraphError` names any key that was there before and is gone.
+        """
+        from msgraph.generated.models.key_credential import KeyCredential
+
+        certificate = _as_certificate(cert)
+        thumb = _thumbprint(certificate)
+        now = dt.datetime.now(dt.timezone.utc)
+        if certificate.not_valid_after_utc < now:
+            raise CertificateError(
+                f"the certificate {thumb} expired on {certificate.not_valid_after_utc:%Y-%m-%d}",
+                hint="renew the farm's STS certificate first, then upload the new one",
+            )
+        with self.graph._write_lock():
+            raw = self._raw_keys()
+            before = [_key_info(k) for k in raw]
+            found = certificate_key(before, thumb)
+            if found:
+                log.info("%s already trusts %s", self.label, thumb)
+                return KeyChange("present", thumb, found.key_id, before, before, principal=self.label)
+            key_id = uuid.uuid4()
+            name = display_name or certificate.subject.rfc4514_string()
+            new = KeyCredential(
+                key_id=key_id, type="AsymmetricX509Cert", usage="Verify", display_name=name,
+                key=certificate.public_bytes(serialization.Encoding.DER),
+                # Graph keeps the hex thumbprint here; the SDK base64-encodes these bytes on the
+                # way out, so decoding the hex text as base64 puts exactly that text on the wire.
+                custom_key_identifier=base64.b64decode(thumb),
+                start_date_time=certificate.not_valid_before_utc, end_date_time=certificate.not_valid_after_utc,
+            )
+            self._patch_keys([self._resend(k) for k in raw] + [new], f"add the certificate to {self.label}")
+            after = self.key_credentials()
+        self._check_kept(before, after, expect_removed=[])
+        added = certificate_key(after, thumb)
+        if added is None:
+            raise GraphError(
+                f"Graph accepted the new key but the certificate {thumb} is not on the principal when read back",
+                hint="read the principal's keyCredentials in Graph Explorer and run again", code="KeyNotStored",
+            )
+        log.info("added the certificate %s to %s (%d keys kept)", thumb, self.label, len(before))
+        return KeyChange("added", thumb, added.key_id, before, after, principal=self.label)
+
+    def _check_kept(self, before: list[KeyInfo], after: list[KeyInfo], *, expect_removed: list[KeyInfo]) -> None:
+        removed_ids = {k.key_id.lower() for k in expect_removed}
+        present = {k.key_id.lower() for k in after}
+        lost = [k for k in before if k.key_id.lower() not in present and k.key_id.lower() not in removed_ids]
+        if lost:
+            raise GraphError(
+                f"keys that {self.label} held before this change are gone: "
+                + "; ".join(f"{k.describe()} keyId {k.key_id}" for k in lost),
+                hint="another tool changed the keys at the same time, or Graph dropped them: re-upload each "
+                "listed certificate from the farm that owns it (its STS certificate) before anything else",
+                code="KeyCredentialLost",
+            )
+
+    def plan_prune_expired_key_credentials(self, *, now: dt.datetime | None = None) -> KeyChange:
+        before = self.key_credentials()
+        expired = expired_keys(before, now)
+        remaining = [k for k in before if not k.expired(now)]
+        return KeyChange("would_prune" if expired else "none", None, None, before, remaining, expired,
+                         principal=self.label)
+
+    def prune_expired_key_credentials(self, *, now: dt.datetime | None = None) -> KeyChange:
+        """Remove only keys whose end date has passed; every other key is kept and checked."""
+        with self.graph._write_lock():
+            raw = self._raw_keys()
+            before = [_key_info(k) for k in raw]
+            expired = expired_keys(before, now)
+            if not expired:
+                return KeyChange("none", None, None, before, before, principal=self.label)
+            keep = [self._resend(k) for k, info in zip(raw, before) if not info.expired(now)]
+            self._patch_keys(keep, f"remove expired keys from {self.label}")
+            after = self.key_credentials()
+        self._check_kept(before, after, expect_removed=expired)
+        log.info("removed %d expired key(s) from %s", len(expired), self.label)
+        return KeyChange("pruned", None, None, before, after, expired, principal=self.label)
+
+    # -------------------------------------------------------------- SPNs
+    def service_principal_names(self) -> list[str]:
+        return list(self._read(["servicePrincipalNames"]).service_principal_names or [])
+
+    def _spn_state(self, root_domain: str) -> tuple[str, list[str], list[str]]:
+        spn = wildcard_spn(root_domain, principal_id=self.app_id)
+        domain = spn.split("/*.", 1)[1]
+        current = self.service_principal_names()
+        others = [s for s in current if s.lower() != spn.lower() and domain in s.lower()]
+        warnings = [
+            f"{self.label} also has the SPN {s}, which contains {domain}: the wildcard "
+            f"SPN should be the only one for that domain; remove {s} unless you know what needs it"
+            for s in others
+        ]
+        for text in warnings:
+            log.warning(text)
+        return spn, current, warnings
+
+    def plan_spn(self, root_domain: str) -> SpnChange:
+        spn, current, warnings = self._spn_state(root_domain)
+        present = any(s.lower() == spn.lower() for s in current)
+        return SpnChange("present" if present else "would_add", spn, current, current, warnings, principal=self.label)
+
+    def ensure_spn(self, root_domain: str) -> SpnChange:
+        """Give the principal the wildcard SPN for ``root_domain``."""
+        from msgraph.generated.models.service_principal import ServicePrincipal
+
+        with self.graph._write_lock():
+            spn, current, warnings = self._spn_state(root_domain)
+            if any(s.lower() == spn.lower() for s in current):
+                return SpnChange("present", spn, current, current, warnings, principal=self.label)
+            object_id = self.object_id()
+            body = ServicePrincipal(service_principal_names=current + [spn])
+            try:
+                self._call(lambda g: g.service_principals.by_service_principal_id(object_id).patch(body),
+                           action=f"add the SPN {spn}")
+            except GraphError as exc:
+                if exc.code == "Request_MultipleObjectsWithSameKeyValue":
+                    holder = self.graph._spn_holder(spn)
+                    raise GraphError(
+                        f"the SPN {spn} is already held by {holder or 'another object'} in the tenant",
+                        hint="remove it from that principal (or application identifier URIs), then run again",
+                        code=exc.code, status=exc.status,
+                    ) from exc
+                raise
+            after = self.service_principal_names()
+        lost = [s for s in current if s not in after]
+        if spn not in after or lost:
+            raise GraphError(
+                f"after adding {spn} the principal's SPNs read back as {after}",
+                hint="check the principal's servicePrincipalNames in Graph Explorer", code="SpnNotStored",
+            )
+        return SpnChange("added", spn, current, after, warnings, principal=self.label)

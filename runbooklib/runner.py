@@ -15,7 +15,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._kernel import in_kernel
 from .errors import InputError, RunbookError, StepFailed
@@ -27,6 +27,9 @@ from .targets import Targets, run_targets
 __all__ = ["Run", "Summary", "start"]
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F")
+
 
 def _show(obj: Any) -> None:
     """Show a result: rich in a notebook, text elsewhere."""
@@ -113,8 +116,7 @@ class Run:
         self._context = run_context
         self.engine = StepEngine(self, mode=mode)
         self.warnings: list[str] = []
-        # What earlier steps learned (tenant id, certificate …), so later cells need not ask again.
-        self.facts: dict[str, Any] = {}
+        self._facts: dict[type, Any] = {}
         self._connections: Any = None
         self._graphs: dict[str, Any] = {}
         self.finished: dt.datetime | None = None
@@ -127,6 +129,12 @@ class Run:
         if message not in self.warnings:
             self.warnings.append(message)
             log.info("warning: %s", message)  # shown in the step's table; the log keeps a copy
+
+    def facts_of(self, kind: type[F]) -> F:
+        """The scenario's typed facts for this run: one ``kind(run)``, whose facts are read on first use."""
+        if kind not in self._facts:
+            self._facts[kind] = kind(self)
+        return self._facts[kind]
 
     def remote(self, server: str):
         """The remote PowerShell session to inventory server ``server`` (one per target per run)."""

@@ -4,25 +4,26 @@ Every call goes through one :class:`~runbooklib.remote.RemoteSession` (one runsp
 per run). Reads use cmdlets; work that needs a live server object (an SPWeb, the STS
 configuration, a certificate) uses the named script templates in ``runbooklib/templates/sharepoint``.
 
-A remote session starts without the SharePoint cmdlets (no profile runs in it): before its first
-command on a session, :class:`Farm` loads them once with the template
+:class:`Farm` is a :class:`~runbooklib.product.ProductClient`: before its first command on a
+session it loads the SharePoint cmdlets once with the template
 ``sharepoint/load-sharepoint-powershell`` — the snap-in on 2013/2016/2019, the module on
 Subscription Edition — and remembers that on the session (:func:`ensure_sharepoint_shell`).
 """
 
 from __future__ import annotations
 
-import logging
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import RemoteError, TrustError
+from .product import LoadedShell, ProductClient, ShellLoader, as_bool, as_text
 
 __all__ = [
-    "LOAD_TEMPLATE",
+    "ACS_PROXY_TYPE",
     "AppPrincipal",
     "Farm",
+    "LOAD_TEMPLATE",
+    "SHAREPOINT_SHELL",
     "ServiceProxy",
     "SharePointShell",
     "StsCertificate",
@@ -33,16 +34,19 @@ __all__ = [
 ]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
-_SHELL_STATE_KEY = "sharepoint.shell"
-# How the load template's refusal starts (its throw text) on a server with no SharePoint PowerShell.
-_NO_SHAREPOINT_POWERSHELL = "SharePoint PowerShell is not installed on this server"
-# Sessions without a ``state`` dict (test doubles) remember the load here instead.
-_fallback_state: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+SHAREPOINT_SHELL = ShellLoader(
+    template=LOAD_TEMPLATE,
+    product="SharePoint PowerShell",
+    # How the load template's refusal starts (its throw text) on a server with no SharePoint PowerShell.
+    refusal="SharePoint PowerShell is not installed on this server",
+    fix=("Check that {server} is a server of the SharePoint farm (SharePoint Server installed and "
+         "joined), and that the inventory names the right server."),
+)
+# How the SharePoint cmdlets came into a session: ``snapin`` (Add-PSSnapin
+# Microsoft.SharePoint.PowerShell, 2013–2019), ``module`` (Import-Module SharePointServer,
+# Subscription Edition) or ``already``; ``version`` is the farm build Get-SPFarm reported then.
+SharePointShell = LoadedShell
 
-log = logging.getLogger(__name__)
-
-SHAREPOINT_PRINCIPAL_ID = "00000003-0000-0ff1-ce00-000000000000"
-ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
 ACS_PROXY_TYPE = "Microsoft.SharePoint.Administration.SPAzureAccessControlServiceApplicationProxy"
 
 
@@ -140,104 +144,35 @@ class ServiceProxy:
     in_default_group: bool
 
 
-@dataclass(frozen=True)
-class SharePointShell:
-    """How the SharePoint cmdlets came to be available in a session.
-
-    ``loaded``: ``snapin`` (Add-PSSnapin Microsoft.SharePoint.PowerShell, 2013–2019), ``module``
-    (Import-Module SharePointServer, Subscription Edition) or ``already`` (loaded before);
-    ``version``: the farm's build as Get-SPFarm reported it then, if it could be read.
-    """
-
-    loaded: str
-    version: str | None
-
-
-def _session_state(session: Any) -> dict[str, Any]:
-    state = getattr(session, "state", None)
-    if isinstance(state, dict):
-        return state
-    return _fallback_state.setdefault(session, {})
-
-
 def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePointShell:
     """Load the SharePoint cmdlets into ``session`` unless this session already did; idempotent.
 
     Raises :class:`RemoteError` (with what to check) when the server has neither the snap-in nor
     the module, i.e. it is not a SharePoint server.
     """
-    state = _session_state(session)
-    known = state.get(_SHELL_STATE_KEY)
-    if isinstance(known, SharePointShell):
-        return known
-    server = name or str(getattr(session, "name", "") or "the server")
-    try:
-        rows = list(session.invoke_template(LOAD_TEMPLATE).output)
-    except RemoteError as exc:
-        if not (exc.reason or "").startswith(_NO_SHAREPOINT_POWERSHELL):
-            raise  # a transport or server fault: its own message says what happened
-        raise RemoteError(
-            f"{server}: the SharePoint PowerShell cmdlets could not be loaded: {exc.reason or exc.message}",
-            hint=(f"Check that {server} is a server of the SharePoint farm (SharePoint Server installed and "
-                  "joined), and that the inventory names the right server."),
-            target=server, cmdlet=exc.cmdlet, reason=exc.reason, error_id=exc.error_id, category=exc.category,
-        ) from exc
-    row = rows[-1] if rows else {}
-    shell = SharePointShell(loaded=_text(row.get("Loaded")) or "already", version=_text(row.get("Version")) or None)
-    log.info("%s: SharePoint PowerShell %s", server,
-             {"snapin": "snap-in added", "module": "module imported"}.get(shell.loaded, "already loaded"))
-    state[_SHELL_STATE_KEY] = shell
-    return shell
+    return SHAREPOINT_SHELL.ensure(session, name=name)
 
 
 # Scopes of an app principal's rights, and the key the permission template reports each under.
 _RIGHT_SCOPES = (("Site", "Web"), ("SiteCollection", "SiteCollection"), ("SiteSubscription", "SiteSubscription"))
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)
-
-
-class Farm:
+class Farm(ProductClient):
     """Typed operations on one farm through its remote session."""
 
-    def __init__(self, session: Any, *, name: str) -> None:
-        self.session = session
-        self.name = name
-
-    # -- low level ---------------------------------------------------------------------------
-    def _shell(self) -> SharePointShell:
-        """The SharePoint cmdlets, loaded once per session before its first command."""
-        return ensure_sharepoint_shell(self.session, name=self.name)
-
-    def _invoke(self, cmdlet: str, parameters: dict[str, Any] | None) -> Any:
-        self._shell()
-        return self.session.invoke(cmdlet, parameters)
-
-    def _run(self, cmdlet: str, **parameters: Any) -> list[Any]:
-        return list(self._invoke(cmdlet, parameters or None).output)
-
-    def _template(self, name: str, **parameters: Any) -> list[Any]:
-        self._shell()
-        return list(self.session.invoke_template(name, parameters or None).output)
+    loader = SHAREPOINT_SHELL
 
     # -- reads -------------------------------------------------------------------------------
     def build_version(self) -> str:
-        known = self._shell().version  # read by the load template: saves a round trip
-        if known:
-            return known
+        shell = self.shell()
+        if shell is not None and shell.version:  # read by the load template: saves a round trip
+            return shell.version
         farm = self._run("Get-SPFarm")
         if not farm:
             raise RemoteError(f"{self.name}: Get-SPFarm returned nothing",
                               hint="Run the runbook as a farm administrator on a server joined to the farm.",
                               target=self.name, cmdlet="Get-SPFarm")
-        return _text(farm[0].get("BuildVersion"))
+        return as_text(farm[0].get("BuildVersion"))
 
     def web_application_exists(self, url: str) -> bool:
         result = self._invoke("Get-SPWebApplication", {"Identity": url, "ErrorAction": "SilentlyContinue"})
@@ -246,21 +181,21 @@ class Farm:
     def windows_authentication(self, url: str, zone: str) -> WindowsAuthentication | None:
         """The zone's Windows provider, or None for a zone without one (forms, SAML or classic mode)."""
         for provider in self._run("Get-SPAuthenticationProvider", WebApplication=url, Zone=zone):
-            if _text(provider.get("ClaimProviderName")).upper() == "AD" or "Windows" in _text(provider.get("DisplayName")):
+            if as_text(provider.get("ClaimProviderName")).upper() == "AD" or "Windows" in as_text(provider.get("DisplayName")):
                 return WindowsAuthentication(
                     zone=zone,
-                    integrated=_bool(provider.get("UseWindowsIntegratedAuthentication")),
-                    ntlm=_bool(provider.get("DisableKerberos")),
+                    integrated=as_bool(provider.get("UseWindowsIntegratedAuthentication")),
+                    ntlm=as_bool(provider.get("DisableKerberos")),
                 )
         return None
 
     def allow_oauth_over_http(self) -> bool:
         config = self._run("Get-SPSecurityTokenServiceConfig")
-        return bool(config) and _bool(config[0].get("AllowOAuthOverHttp"))
+        return bool(config) and as_bool(config[0].get("AllowOAuthOverHttp"))
 
     def set_allow_oauth_over_http(self, enabled: bool) -> bool:
         values = self._template("sharepoint/set-oauth-over-http", Enabled=enabled)
-        return bool(values) and _bool(values[-1])
+        return bool(values) and as_bool(values[-1])
 
     def sts_certificate(self) -> StsCertificate:
         found = self._template("sharepoint/get-sts-certificate")
@@ -273,16 +208,16 @@ class Farm:
             raise TrustError(f"{self.name}: the STS certificate came back without its raw data",
                              hint="This is a runbook defect: report it with the record.")
         return StsCertificate(
-            thumbprint=_text(cert.get("Thumbprint")).upper(),
-            subject=_text(cert.get("Subject")),
-            not_before=_text(cert.get("NotBefore")),
-            not_after=_text(cert.get("NotAfter")),
+            thumbprint=as_text(cert.get("Thumbprint")).upper(),
+            subject=as_text(cert.get("Subject")),
+            not_before=as_text(cert.get("NotBefore")),
+            not_after=as_text(cert.get("NotAfter")),
             der=bytes(raw),
         )
 
     def realm(self) -> str:
         found = self._run("Get-SPAuthenticationRealm")
-        return _text(found[0]).strip().lower() if found else ""
+        return as_text(found[0]).strip().lower() if found else ""
 
     def set_realm(self, realm: str) -> None:
         self._run("Set-SPAuthenticationRealm", Realm=realm, Confirm=False)
@@ -290,10 +225,10 @@ class Farm:
     def trusted_issuers(self) -> list[TrustedIssuer]:
         return [
             TrustedIssuer(
-                name=_text(i.get("Name")),
-                registered_issuer_name=_text(i.get("RegisteredIssuerName")),
-                is_self_issuer=_bool(i.get("IsSelfIssuer")),
-                metadata_endpoint=_text(i.get("MetadataEndPoint")) or None,
+                name=as_text(i.get("Name")),
+                registered_issuer_name=as_text(i.get("RegisteredIssuerName")),
+                is_self_issuer=as_bool(i.get("IsSelfIssuer")),
+                metadata_endpoint=as_text(i.get("MetadataEndPoint")) or None,
             )
             for i in self._run("Get-SPTrustedSecurityTokenIssuer")
         ]
@@ -302,21 +237,21 @@ class Farm:
         result = self._invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
                                                               "ErrorAction": "SilentlyContinue"})
         for p in result.output:
-            return AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")))
+            return AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")))
         return None
 
     def app_principals(self) -> list[AppPrincipal]:
         """Every app principal known to any site collection of the farm."""
-        return [AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")), _text(p.get("Site")))
+        return [AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")), as_text(p.get("Site")))
                 for p in self._template("sharepoint/get-all-site-app-principals")]
 
     def proxies(self) -> list[ServiceProxy]:
         return [
             ServiceProxy(
-                name=_text(p.get("Name")),
-                type=_text(p.get("Type")),
-                metadata_endpoint_uri=_text(p.get("MetadataEndpointUri")) or None,
-                in_default_group=_bool(p.get("InDefaultGroup")),
+                name=as_text(p.get("Name")),
+                type=as_text(p.get("Type")),
+                metadata_endpoint_uri=as_text(p.get("MetadataEndpointUri")) or None,
+                in_default_group=as_bool(p.get("InDefaultGroup")),
             )
             for p in self._template("sharepoint/get-proxy-group-membership")
         ]
@@ -326,7 +261,7 @@ class Farm:
         found = self._template("sharepoint/register-app-principal", Site=site, NameIdentifier=name_identifier,
                                DisplayName=display_name)
         p = found[-1]
-        return AppPrincipal(_text(p.get("NameIdentifier")), _text(p.get("DisplayName")))
+        return AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")))
 
     def app_principal_permissions(self, site: str, name_identifier: str) -> dict[str, Any]:
         found = self._template("sharepoint/get-app-principal-permission", Site=site, NameIdentifier=name_identifier)
@@ -343,17 +278,17 @@ class Farm:
         """Re-register a certificate-based issuer as ``<issuer id>@<realm>``, keeping its certificate."""
         found = self._template("sharepoint/move-issuer-to-realm", Name=name, Realm=realm)
         i = found[-1]
-        return TrustedIssuer(_text(i.get("Name")), _text(i.get("RegisteredIssuerName")),
-                             _bool(i.get("IsSelfIssuer")), None)
+        return TrustedIssuer(as_text(i.get("Name")), as_text(i.get("RegisteredIssuerName")),
+                             as_bool(i.get("IsSelfIssuer")), None)
 
     def rights(self, principal: AppPrincipal) -> dict[str, str]:
         """What ``principal`` may do on its site: right per scope (Site, SiteCollection,
         SiteSubscription) and ``AppOnly`` ('True'/'False'); scopes without a right are left out."""
         found = self.app_principal_permissions(principal.site, principal.name_identifier)
-        rights = {scope: _text(found.get(key)) for scope, key in _RIGHT_SCOPES
-                  if _text(found.get(key)) and _text(found.get(key)).lower() != "none"}
+        rights = {scope: as_text(found.get(key)) for scope, key in _RIGHT_SCOPES
+                  if as_text(found.get(key)) and as_text(found.get(key)).lower() != "none"}
         if rights:
-            rights["AppOnly"] = str(_bool(found.get("AppOnlyPolicy")))
+            rights["AppOnly"] = str(as_bool(found.get("AppOnlyPolicy")))
         return rights
 
     def move_app_principal_to_realm(self, principal: AppPrincipal, realm: str) -> list[str]:

@@ -16,7 +16,8 @@ from typing import Callable
 import pytest
 
 from runbooklib.errors import GraphError, InputError
-from runbooklib.graph import SPO_PRINCIPAL_ID, GraphClient, wildcard_spn
+from runbooklib.graph import GraphClient, wildcard_spn
+from runbooklib.wellknown import EXCHANGE_PRINCIPAL_ID, SHAREPOINT_PRINCIPAL_ID as SPO_PRINCIPAL_ID
 from runbooklib.lab.http import LabServer, Request, Response
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.tenant_graph import GraphApi
@@ -263,7 +264,8 @@ def test_size_limit_says_to_prune(graph: GraphClient, fresh: TenantLab) -> None:
 
 def test_a_key_lost_on_write_fails_loudly(graph: GraphClient, fresh: TenantLab, monkeypatch) -> None:
     # Simulate another tool that rewrote keyCredentials between our read and our write.
-    original = graph._patch_keys
+    principal = graph.principal(SPO_PRINCIPAL_ID)
+    original = principal._patch_keys
 
     def patch_then_lose(creds, action):
         original(creds, action)
@@ -272,7 +274,7 @@ def test_a_key_lost_on_write_fails_loudly(graph: GraphClient, fresh: TenantLab, 
             target = next(s for s in directory["servicePrincipals"] if s["id"] == sp["id"])
             target["keyCredentials"] = [k for k in target["keyCredentials"] if "fabrikam" not in k["displayName"]]
 
-    monkeypatch.setattr(graph, "_patch_keys", patch_then_lose)
+    monkeypatch.setattr(principal, "_patch_keys", patch_then_lose)
     with pytest.raises(GraphError) as caught:
         graph.ensure_key_credential(farm_cert())
     assert caught.value.code == "KeyCredentialLost"
@@ -348,3 +350,51 @@ def test_azure_cli_without_a_sign_in_says_to_run_az_login(fresh: TenantLab, monk
         client.tenant_id()
     assert caught.value.code == "AzureCliUnavailable"
     assert f"az login --tenant {fresh.tenant.tenant_id}" in str(caught.value)
+
+
+def test_the_exchange_principal_gets_a_key_keeps_it_and_loses_only_expired_keys(graph: GraphClient,
+                                                                                  fresh: TenantLab) -> None:
+    exchange = graph.principal(EXCHANGE_PRINCIPAL_ID)
+    spo_before = fresh.tenant.key_credentials(SPO_PRINCIPAL_ID)
+    now = dt.datetime.now(dt.timezone.utc)
+    short_lived = new_signing_certificate("Exchange auth certificate (old)", not_after=now + dt.timedelta(days=1))
+    current = new_signing_certificate("Exchange auth certificate")
+
+    assert exchange.read().app_id == EXCHANGE_PRINCIPAL_ID and exchange.key_credentials() == []
+    planned = exchange.plan_key_credential(short_lived)
+    assert planned.changes == [f"would add the certificate {planned.thumbprint} to the Exchange Online principal "
+                               "(keeping its 0 key(s))"]
+    first = exchange.ensure_key_credential(short_lived)
+    second = exchange.ensure_key_credential(current)
+    assert first.action == second.action == "added"
+    assert second.changes == [f"added the certificate {second.thumbprint} to the Exchange Online principal "
+                              "(1 existing key(s) kept)"]
+    stored = {k["customKeyIdentifier"] for k in fresh.tenant.key_credentials(EXCHANGE_PRINCIPAL_ID)}
+    assert stored == {first.thumbprint, second.thumbprint}
+    assert exchange.ensure_key_credential(current).action == "present"
+    assert exchange.read().key_for(second.thumbprint).key_id == second.key_id
+    assert fresh.tenant.key_credentials(SPO_PRINCIPAL_ID) == spo_before, "another principal's keys changed"
+
+    assert exchange.plan_prune_expired_key_credentials().action == "none"  # nothing has expired yet
+    later = now + dt.timedelta(days=2)
+    pruned = exchange.prune_expired_key_credentials(now=later)
+    assert pruned.action == "pruned" and [k.key_id for k in pruned.removed] == [first.key_id]
+    assert [k["keyId"] for k in fresh.tenant.key_credentials(EXCHANGE_PRINCIPAL_ID)] == [second.key_id]
+    assert exchange.read().expired_keys(later) == []
+
+
+def test_the_size_limit_and_spn_texts_name_the_principal_they_touch(graph: GraphClient, fresh: TenantLab) -> None:
+    exchange = graph.principal(EXCHANGE_PRINCIPAL_ID)
+    fresh.tenant.set_size_limit(0)
+    with pytest.raises(GraphError) as caught:
+        exchange.ensure_key_credential(farm_cert())
+    assert caught.value.code == "Directory_ResourceSizeExceeded"
+    assert "the Exchange Online principal holds too many keys" in str(caught.value)
+
+    fresh.tenant.add_spn(EXCHANGE_PRINCIPAL_ID, f"{EXCHANGE_PRINCIPAL_ID}/mail.contoso.lab")
+    change = exchange.ensure_spn("contoso.lab")
+    assert change.spn == f"{EXCHANGE_PRINCIPAL_ID}/*.contoso.lab" and change.action == "added"
+    assert change.changes == [f"added the SPN {change.spn} to the Exchange Online principal"]
+    assert change.warnings and change.warnings[0].startswith("the Exchange Online principal also has the SPN")
+    assert change.spn in fresh.tenant.spns(EXCHANGE_PRINCIPAL_ID)
+    assert change.spn not in fresh.tenant.spns(SPO_PRINCIPAL_ID)

@@ -304,3 +304,64 @@ def test_expired_keys_are_removed_only_when_asked_and_current_keys_stay(lab):
     after = lab.tenant.key_credentials(SPO)
     assert len(after) == len(before)  # the farm's key added, the expired one gone
     assert results["sts-certificate"].status.value == "ok"
+
+
+def _start_in_process(lab, mode: str = "apply"):
+    import yaml
+
+    from runbooklib.runner import start
+
+    return start("sharepoint-hybrid", mode=mode, inventory=lab.inventory_path,
+                 params=yaml.safe_load(LAB_PARAMS.read_text()))
+
+
+def test_a_step_cell_run_before_the_cells_above_it_reads_the_facts_it_needs(lab):
+    import hashlib
+
+    from runbooklib.scenarios import sharepoint_hybrid as hybrid
+
+    # A guided user who runs step 4's and step 2's cells first: no pre-flight, no tenant step before them.
+    run = _start_in_process(lab)
+    for step in (hybrid.APP_PRINCIPAL, hybrid.STS_KEY, hybrid.SP2013_SEARCH_BOT):
+        run.step(step)
+    run.finish()
+    results = {r.id: r for r in run.results}
+    assert results["spo-app-principal"].status.value == "changed"
+    assert results["sts-certificate"].status.value == "changed"
+    assert results["sp2013-search-permission"].status.value == "skipped"
+
+    tenant_id = lab.tenant.tenant_id
+    spo_object_id = lab.tenant.service_principal(SPO)["id"]
+    principals = {p["name_identifier"].lower() for p in lab.farm("sp-a").snapshot()["app_principals"]}
+    assert f"{spo_object_id}@{tenant_id}".lower() in principals
+    farm_thumbprint = hashlib.sha1(lab.farm("sp-a").sts_key_pair().cert_der).hexdigest().upper()
+    assert farm_thumbprint in {k["customKeyIdentifier"] for k in lab.tenant.key_credentials(SPO)}
+
+
+def test_the_realm_step_factory_acts_on_whichever_farm_it_is_given(lab):
+    from runbooklib.farm_steps import realm_step
+    from runbooklib.sharepoint import Farm
+
+    # Farm-to-farm's shape: sp-b takes sp-a's realm; sp-a is not touched.
+    wanted, sp_a_before, sp_b_before = lab.farm("sp-a").realm, lab.farm("sp-a").realm, lab.farm("sp-b").realm
+    assert wanted != sp_b_before
+    sp_b_realm = realm_step("realm-sp-b", "Set sp-b's realm to sp-a's",
+                            farm=lambda ctx: Farm(ctx.remote("sp-b"), name="sp-b"), realm=lambda ctx: wanted,
+                            realm_change=lambda ctx: "reregister", realm_named="realm of sp-a")
+
+    planned = _start_in_process(lab, mode="plan")
+    planned.step(sp_b_realm)
+    planned.finish()
+    (plan,) = planned.results
+    assert plan.status.value == "planned"
+    assert f"change the farm realm from {sp_b_before} to {wanted}" in plan.changes
+    assert lab.farm("sp-b").realm == sp_b_before
+
+    applied = _start_in_process(lab)
+    applied.step(sp_b_realm)
+    applied.step(sp_b_realm)  # and again: nothing left to do, the end state still proven
+    applied.finish()
+    first, again = applied.results
+    assert first.status.value == "changed" and again.status.value == "ok"
+    assert again.proof == f"Get-SPAuthenticationRealm = {wanted}; realm of sp-a = {wanted}"
+    assert lab.farm("sp-b").realm == wanted and lab.farm("sp-a").realm == sp_a_before

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from runbooklib.errors import TokenError
-from runbooklib.graph import SPO_PRINCIPAL_ID
+from runbooklib.wellknown import SHAREPOINT_PRINCIPAL_ID as SPO_PRINCIPAL_ID
 from runbooklib.lab.pki import KeyPair, new_signing_certificate
 from runbooklib.tokens import (
     audience,

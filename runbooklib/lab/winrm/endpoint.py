@@ -52,7 +52,6 @@ __all__ = ["BASIC_REALM", "WSMAN_PATH", "WinRMEndpoint"]
 log = logging.getLogger(__name__)
 
 WSMAN_PATH = "/wsman"
-BASIC_REALM = "WSMAN"
 _SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 # The PowerShell plugin's streams, as a WinRM server reports them for a PSRP shell.
 _INPUT_STREAMS = "stdin pr"
