@@ -19,7 +19,7 @@ from runbooklib.errors import GraphError, InputError
 from runbooklib.graph import SPO_PRINCIPAL_ID, GraphClient, wildcard_spn
 from runbooklib.lab.http import LabServer, Request, Response
 from runbooklib.lab.pki import new_signing_certificate
-from runbooklib.lab.tenant_graph import GraphApi
+from runbooklib.lab.tenant.graph import GraphApi
 
 from tenant_lab import TenantLab, fresh, tenant_lab  # noqa: F401 - fixtures
 

@@ -23,7 +23,7 @@ import jwt
 import pytest
 import yaml
 
-from runbooklib.lab import s2s_oracle
+from runbooklib.lab.s2s import oracle as s2s_oracle
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.pki import KeyPair, new_signing_certificate
 from runbooklib.lab.tenant import AcsRefused

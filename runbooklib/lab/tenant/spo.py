@@ -25,16 +25,18 @@ the reason; ``X-Lab-S2S-Reason`` repeats the machine-readable reason for tests a
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from . import s2s_oracle
-from .http import Request, Response
-from .tenant import ACS_PRINCIPAL_ID, SPO_PRINCIPAL_ID, _find_sp
+from ..http import Request, Response
+from ..s2s import oracle as s2s_oracle
+from .directory import (
+    ACS_PRINCIPAL_ID,
+    SPO_PRINCIPAL_ID,
+    TenantView,
+    find_service_principal,
+    spn_covers,
+)
 
-if TYPE_CHECKING:
-    from .tenant import Tenant
-
-__all__ = ["SharePointOnline", "spn_covers"]
+__all__ = ["SharePointOnline"]
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +55,18 @@ _DIAG_CODES = {
 }
 
 
-def spn_covers(spn: str, host: str) -> bool:
-    """Whether a SharePoint SPN (``<principal>/<host or *.domain>``) covers ``host``."""
-    prefix = f"{SPO_PRINCIPAL_ID}/"
-    if not spn.lower().startswith(prefix):
-        return False
-    pattern = spn[len(prefix):].lower().rstrip("/")
-    host = host.lower().split(":")[0]
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
-    return host == pattern
-
-
 class SharePointOnline:
     """Route handler for the tenant's SharePoint Online endpoints."""
 
-    def __init__(self, tenant: "Tenant") -> None:
+    def __init__(self, tenant: TenantView) -> None:
         self.tenant = tenant
 
     def handle(self, request: Request) -> Response:
         auth = request.header("authorization") or ""
         token = auth[7:].strip() if auth.lower().startswith("bearer") else ""
         tid = self.tenant.tenant_id
-        with self.tenant._directory() as directory:
-            sp = _find_sp(directory, app_id=SPO_PRINCIPAL_ID)
+        with self.tenant.directory() as directory:
+            sp = find_service_principal(directory, app_id=SPO_PRINCIPAL_ID)
             keys = list(sp["keyCredentials"]) if sp else []
             spns = list(sp["servicePrincipalNames"]) if sp else []
         speaker = f"{SPO_PRINCIPAL_ID}@{tid}"
