@@ -204,7 +204,8 @@ def get_by_identity(inv: Invocation, everything: Iterable[dict], find: Callable[
 
 def throw(message: str) -> TerminatingError:
     """What PowerShell's ``throw "<message>"`` produces."""
-    return TerminatingError(ErrorSpec(message, message, "OperationStopped", "System.Management.Automation.RuntimeException"))
+    return TerminatingError(ErrorSpec(message, message, "OperationStopped",
+                                      "System.Management.Automation.RuntimeException"))
 
 
 def validate_set(param: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -220,6 +221,7 @@ def not_empty(param: str, value: Any) -> str:
     """A mandatory ``[string]`` parameter: PowerShell refuses an empty string before the script runs."""
     text = "" if value is None else str(value)
     if not text:
-        raise TerminatingError(ErrorSpec(empty_mandatory_string(param), "ParameterArgumentValidationErrorEmptyStringNotAllowed",
-                                         "InvalidData", _VALIDATION_EXCEPTION))
+        raise TerminatingError(ErrorSpec(empty_mandatory_string(param),
+                                         "ParameterArgumentValidationErrorEmptyStringNotAllowed", "InvalidData",
+                                         _VALIDATION_EXCEPTION))
     return text

@@ -18,12 +18,12 @@ from typing import Any
 import jwt
 import yaml
 
-from runbooklib.lab.s2s import oracle as s2s_oracle
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.pki import new_signing_certificate
+from runbooklib.lab.s2s import oracle as s2s_oracle
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
-from runbooklib.lab.sharepoint.state import AddinIssuerDefinition
 from runbooklib.lab.sharepoint.addin import SiteAnswer, addin_token, call_site, discover_realm
+from runbooklib.lab.sharepoint.state import AddinIssuerDefinition
 
 from estate_fixtures import clean_estate, estate  # noqa: F401 - fixtures
 from invocation_harness import run as run_cmdlet

@@ -12,10 +12,10 @@ import pytest
 
 from invocation_harness import run
 from runbooklib.errors import RemoteError
-from runbooklib.lab.sharepoint import texts as SPT
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
+from runbooklib.lab.sharepoint import texts as SPT
 from runbooklib.lab.sharepoint.operations import FarmOperations
 from runbooklib.lab.sharepoint.state import FarmStore
 from runbooklib.lab.sharepoint.templates import LOAD_TEMPLATE, TEMPLATE_PARAMETERS, register_templates

@@ -11,7 +11,6 @@ remoting, its S2S web endpoints, and persisted state.
 The farm's state survives a restart (``open`` on an existing file loads it) and ``reset()``
 brings back the farm as it was first created. ``sts_key_pair()`` gives the STS signing key so
 tests can mint tokens as the farm would.
-
 """
 
 from __future__ import annotations

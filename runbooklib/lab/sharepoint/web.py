@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 
 from ..http import LabServer, Request, Response
 from ..s2s import oracle as s2s_oracle
+from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics
 from . import objects as O
 from . import texts as T
 from .state import site_url_of
@@ -229,8 +230,7 @@ class FarmWeb:
             farm = _FarmView.of(state)
         challenge_issuers = [f"{T.SHAREPOINT_PRINCIPAL_ID}@{farm.realm}"] + \
             [i["registered_issuer_name"] for i in farm.issuers]
-        auth = request.header("authorization") or ""
-        token = auth[6:].strip() if auth[:6].lower() == "bearer" else ""
+        token = bearer_token(request)
         try:
             if not token:
                 # An anonymous "Authorization: Bearer " probe is realm discovery: the challenge is the answer.
@@ -402,14 +402,12 @@ def _with_path(request: Request, path: str) -> Request:
 def _challenge(realm: str, trusted_issuers: list[str], rejected: s2s_oracle.Rejected) -> Response:
     response = Response.text("401 UNAUTHORIZED", status=401)
     response.headers["WWW-Authenticate"] = T.realm_challenge(realm, trusted_issuers)
-    response.headers["X-Lab-S2S-Reason"] = rejected.reason
+    response.headers[REASON_HEADER] = rejected.reason
     if rejected.reason != "no_token":
-        detail = rejected.detail.replace('"', "'")
-        code = _DIAG_CODES.get(rejected.reason, 3001000)
-        response.headers["x-ms-diagnostics"] = f'{code};reason="{detail}";category="invalid_client"'
+        response.headers["x-ms-diagnostics"] = diagnostics(rejected, _DIAG_CODES)
     return response
 
 
 def _forbidden(rejected: s2s_oracle.Rejected) -> Response:
     return Response.json(T.access_denied_body(), status=403,
-                         headers={"X-Lab-S2S-Reason": rejected.reason, "X-Lab-S2S-Detail": rejected.detail})
+                         headers={REASON_HEADER: rejected.reason, "X-Lab-S2S-Detail": rejected.detail})

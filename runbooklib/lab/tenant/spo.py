@@ -28,6 +28,7 @@ import logging
 
 from ..http import Request, Response
 from ..s2s import oracle as s2s_oracle
+from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics, safe_detail
 from .directory import (
     ACS_PRINCIPAL_ID,
     SPO_PRINCIPAL_ID,
@@ -62,8 +63,7 @@ class SharePointOnline:
         self.tenant = tenant
 
     def handle(self, request: Request) -> Response:
-        auth = request.header("authorization") or ""
-        token = auth[7:].strip() if auth.lower().startswith("bearer") else ""
+        token = bearer_token(request)
         tid = self.tenant.tenant_id
         with self.tenant.directory() as directory:
             sp = find_service_principal(directory, app_id=SPO_PRINCIPAL_ID)
@@ -83,7 +83,7 @@ class SharePointOnline:
             )
         except s2s_oracle.Rejected as exc:
             log.info("spo: rejected S2S token (%s): %s", exc.reason, exc.detail)
-            return self._challenge(exc.reason, exc.detail)
+            return self._challenge(exc)
         body = {
             "Title": f"{self.tenant.name.capitalize()} (SharePoint Online, lab)",
             "Url": f"https://{self.tenant.spo_host}",
@@ -94,7 +94,7 @@ class SharePointOnline:
         }
         return Response.json(body)
 
-    def _challenge(self, reason: str, detail: str) -> Response:
+    def _challenge(self, rejected: s2s_oracle.Rejected) -> Response:
         tid = self.tenant.tenant_id
         trusted_issuers = ",".join([
             f"{ACS_PRINCIPAL_ID}@*",
@@ -102,19 +102,16 @@ class SharePointOnline:
             "https://login.microsoftonline.com/*/v2.0",
             f"{SPO_PRINCIPAL_ID}@{tid}",
         ])
-        code = _DIAG_CODES.get(reason, 3001000)
-        safe_detail = detail.replace('"', "'")
-        response = Response.json(
-            {"error_description": "Invalid JWT token. " + safe_detail} if reason != "no_token" else {},
-            status=401,
-        )
+        refused = rejected.reason != "no_token"
+        body = {"error_description": "Invalid JWT token. " + safe_detail(rejected)} if refused else {}
+        response = Response.json(body, status=401)
         response.headers.update({
             "WWW-Authenticate": (
                 f'Bearer realm="{tid}",client_id="{SPO_PRINCIPAL_ID}",'
                 f'trusted_issuers="{trusted_issuers}",'
                 'authorization_uri="https://login.windows.net/common/oauth2/authorize"'
             ),
-            "x-ms-diagnostics": f'{code};reason="{safe_detail}";category="invalid_client"',
-            "X-Lab-S2S-Reason": reason,
+            "x-ms-diagnostics": diagnostics(rejected, _DIAG_CODES),
+            REASON_HEADER: rejected.reason,
         })
         return response
