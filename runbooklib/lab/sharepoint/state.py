@@ -112,7 +112,7 @@ class FarmDefinition:
                     WebAppDefinition("http://intranet.contoso.lab/", "ntlm", "SharePoint - intranet80"),
                 ),
                 initial_issuers=(
-                    # A self-issuer: its issuer id is its client id ([U], see _sharepoint_texts).
+                    # A self-issuer: its issuer id is its client id ([U], see texts.py).
                     AddinIssuerDefinition(
                         name="Contoso Expenses add-in",
                         issuer_id="8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57",

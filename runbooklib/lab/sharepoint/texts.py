@@ -330,7 +330,7 @@ CERTIFICATE_HAS_PRIVATE_KEY = "The certificate must not contain a private key." 
 
 
 # ---------------------------------------------------------------------------------------------
-# Provider-hosted (high-trust) add-in tokens at /_vti_bin/client.svc and /_api/ (sharepoint_web).
+# Provider-hosted (high-trust) add-in tokens at /_vti_bin/client.svc and /_api/ (web.py).
 # [C] the token shapes (s2s-facts.md): iss <issuer id>@<realm>, nameid <client id>@<realm>, aud
 #     00000003-…/<host>@<realm>, RS256 with x5t; a user token (alg none) around a delegated actor.
 # [C] an app-only call (no user) is allowed only where the principal's grant enables the app-only

@@ -1,9 +1,10 @@
 """The lab's Microsoft 365 tenant: Entra ID (OpenID discovery, token endpoint, device code,
 signing keys), the ACS metadata document, a Microsoft Graph v1.0 subset
-(:mod:`.tenant_graph`) and a SharePoint Online endpoint that judges S2S tokens
-(:mod:`.tenant_spo`).
+(:mod:`.graph`) and a SharePoint Online endpoint that judges S2S tokens
+(:mod:`.spo`).
 
-State is JSON in a directory (``tenant.json`` plus PEM files under ``keys/``) so it
+State is JSON in a directory (``tenant.json``, kept by the lab's :class:`~runbooklib.lab.store.StateStore`,
+plus PEM files under ``keys/``) so it
 survives a restart; :meth:`Tenant.reset` puts the directory back as it was created while
 keeping the tenant's identity (tenant id, app secrets, signing keys) that the inventory
 already names.
@@ -15,8 +16,8 @@ Routes on the tenant's server (``https://127.0.0.1:PORT``):
 ``/{tid}/oauth2/v2.0/token`` · ``…/devicecode``            token endpoint, device authorization
 ``/{tid}/discovery/v2.0/keys``                              Entra signing keys (JWKS)
 ``/{tid}/metadata/json/1``                                  ACS metadata (S2S trust broker)
-``/v1.0/…``                                                 Graph (see :mod:`.tenant_graph`)
-``/_vti_bin/client.svc`` · ``/_api/…``                      SharePoint Online (see :mod:`.tenant_spo`)
+``/v1.0/…``                                                 Graph (see :mod:`.graph`)
+``/_vti_bin/client.svc`` · ``/_api/…``                      SharePoint Online (see :mod:`.spo`)
 ``/devicelogin``                                            where the device-code message points
 =========================================================  =====================================
 
