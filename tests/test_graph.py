@@ -20,7 +20,7 @@ from runbooklib.graph import GraphClient, wildcard_spn
 from runbooklib.wellknown import EXCHANGE_PRINCIPAL_ID, SHAREPOINT_PRINCIPAL_ID as SPO_PRINCIPAL_ID
 from runbooklib.lab.http import LabServer, Request, Response
 from runbooklib.lab.pki import new_signing_certificate
-from runbooklib.lab.tenant_graph import GraphApi
+from runbooklib.lab.tenant.graph import GraphApi
 
 from tenant_lab import TenantLab, fresh, tenant_lab  # noqa: F401 - fixtures
 

@@ -12,7 +12,7 @@ import pytest
 import scrapbook
 
 from conftest import ROOT, lab_state_bytes, runbook
-from runbooklib.lab.sharepoint_web import addin_token, call_site
+from runbooklib.lab.sharepoint.addin import addin_token, call_site
 from runbooklib.lab.tenant import AcsRefused
 from runbooklib.tokens import build_actor_token
 

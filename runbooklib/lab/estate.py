@@ -72,6 +72,10 @@ import yaml
 from ..errors import InputError, RunbookError
 from .http import CONTROL_HEADER, CONTROL_PATH, LabServer
 from .pki import LabCA
+from .product import LAB_USER, Host, Product
+from .registry import PRODUCTS, product_of
+from .sharepoint.product import SHAREPOINT
+from .tenant.product import TENANT as TENANT_PRODUCT
 
 __all__ = [
     "Estate",
@@ -95,9 +99,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LAB_USER = "LAB\\spadmin"
-SHAREPOINT_FARMS = ("sp-a", "sp-b")
-TENANT = "contoso"
+SHAREPOINT_FARMS = SHAREPOINT.hosts
+TENANT = TENANT_PRODUCT.hosts[0]
 STATE_FILE = "estate.json"
 LOG_FILE = "lab.log"
 FAULT_KINDS = ("drop", "stall", "error")
@@ -265,6 +268,8 @@ class _Host:
     name: str
     server: LabServer
     component: Any
+    product: Product
+    host: Host
 
 
 class Estate:
@@ -313,11 +318,17 @@ class Estate:
     # -- components -------------------------------------------------------------------------
     def farm(self, name: str):
         """The SharePoint farm simulation named ``name``."""
+        return self.component(name)
+
+    def component(self, name: str) -> Any:
+        """The running simulation of lab host ``name`` (a farm, the tenant, …)."""
+        product_of(name)  # KeyError for a name no product has
         return self.hosts[name].component
 
     @property
     def tenant(self):
-        return self.hosts[TENANT].component
+        """The Microsoft 365 tenant simulation."""
+        return self.component(TENANT)
 
     def server(self, name: str) -> LabServer:
         """The HTTPS server of lab host ``name`` (``.faults`` injects faults, ``.url`` is its address)."""
@@ -330,13 +341,20 @@ class Estate:
     def password(self, server: str) -> str:
         return (self.dir / "secrets" / server).read_text().strip()
 
+    def _host(self, name: str) -> Host:
+        """What a product gets to open and serve host ``name`` of this estate."""
+
+        def password() -> str:
+            path = self.dir / "secrets" / name
+            if not path.exists():
+                _write_private(path, _password() + "\n")
+            return self.password(name)
+
+        return Host(name=name, state_dir=self.state_dir, ca_bundle=self.ca_bundle, password=password)
+
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Estate":
         """Start every server; refuses when another estate already serves this directory."""
-        from .sharepoint import SharePointFarm
-        from .tenant import Tenant
-        from .winrm.endpoint import WinRMEndpoint
-
         if self.hosts:
             return self
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -373,20 +391,13 @@ class Estate:
             return server
 
         try:
-            for name in SHAREPOINT_FARMS:
-                password_file = self.dir / "secrets" / name
-                if not password_file.exists():
-                    _write_private(password_file, _password() + "\n")
-                farm = SharePointFarm.open(self.state_dir / f"{name}.json", name=name, ca_bundle=self.ca_bundle)
-                server = new_server(name)
-                WinRMEndpoint(server_name=name, commands=farm.commands,
-                              accounts={LAB_USER: self.password(name)}).mount(server)
-                farm.mount_web(server)
-                self.hosts[name] = _Host(name, server, farm)
-            tenant = Tenant.open(self.state_dir / "tenant", name=TENANT)
-            server = new_server(TENANT)
-            tenant.mount(server)
-            self.hosts[TENANT] = _Host(TENANT, server, tenant)
+            for product in PRODUCTS:
+                for name in product.hosts:
+                    host = self._host(name)
+                    component = product.open(host)
+                    server = new_server(name)
+                    product.mount(component, server, host)
+                    self.hosts[name] = _Host(name, server, component, product, host)
             for host in self.hosts.values():
                 host.server.start()
             # The inventory first, then the record: a pid in estate.json means "ready to use".
@@ -434,15 +445,9 @@ class Estate:
 
     def reset_offline(self) -> None:
         """Restore the initial state of a stopped estate's servers, from their state files."""
-        from .sharepoint import SharePointFarm
-        from .tenant import Tenant
-
-        for name in SHAREPOINT_FARMS:
-            path = self.state_dir / f"{name}.json"
-            if path.exists():
-                SharePointFarm.open(path, name=name, ca_bundle=self.ca_bundle).reset()
-        if (self.state_dir / "tenant").exists():
-            Tenant.open(self.state_dir / "tenant", name=TENANT).reset()
+        for product in PRODUCTS:
+            for name in product.hosts:
+                product.reset_offline(self._host(name))
 
     def __enter__(self) -> "Estate":
         return self.start()
@@ -453,25 +458,16 @@ class Estate:
     # -- inventory --------------------------------------------------------------------------
     def inventory(self) -> dict[str, Any]:
         """The inventory of the running estate, as written to ``inventory.yaml``."""
-        servers = {}
-        for name in SHAREPOINT_FARMS:
-            url = self.hosts[name].server.url
-            servers[name] = {
-                "role": "sharepoint",
-                "winrm": f"{url}/wsman",
-                "auth": "basic",
-                "username": LAB_USER,
-                "password": f"file:secrets/{name}",
-                "ca_bundle": "ca.pem",
-                "web_url": url,
-            }
-        tenant = self.hosts[TENANT]
-        tenants = {TENANT: tenant.component.inventory_entry(tenant.server.url, "ca.pem")}
-        return {"servers": servers, "tenants": tenants}
+        inventory: dict[str, dict[str, Any]] = {}
+        for host in self.hosts.values():
+            entry = host.product.inventory_entry(host.component, host.server.url, host.host)
+            inventory.setdefault(host.product.section, {})[host.name] = entry
+        return inventory
 
     def write_inventory(self) -> Path:
-        for relative, content in self.tenant.secret_files().items():
-            _write_private(self.dir / relative, content if content.endswith("\n") else content + "\n")
+        for host in self.hosts.values():
+            for relative, content in host.product.secret_files(host.component).items():
+                _write_private(self.dir / relative, content if content.endswith("\n") else content + "\n")
         header = (
             "# The lab estate's inventory, written by `runbook lab up`. Servers listen on loopback;\n"
             "# secrets are files next to this one, referenced with file:.\n"

@@ -3,7 +3,7 @@
 sp-a seeds two add-ins: "Contoso Expenses add-in" (a self-issuer: issuer id = client id) with
 FullControl on the root site collection, and "Contoso Invoices add-in" (a certificate-based trust
 broker) with FullControl on /sites/finance. Their tokens are minted by the lab helper
-:func:`runbooklib.lab.sharepoint_web.addin_token` (realm discovered from the farm, as the add-in
+:func:`runbooklib.lab.sharepoint.addin.addin_token` (realm discovered from the farm, as the add-in
 does at run time) and judged by the farm's /_api/ endpoint. The hybrid steps run from Python on an
 in-process estate (KB 4010011: the realm change must take the add-ins along, or they break).
 """
@@ -18,12 +18,12 @@ from typing import Any
 import jwt
 import yaml
 
-from runbooklib.lab import s2s_oracle
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.pki import new_signing_certificate
+from runbooklib.lab.s2s import oracle as s2s_oracle
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
-from runbooklib.lab.sharepoint_state import AddinIssuerDefinition
-from runbooklib.lab.sharepoint_web import SiteAnswer, addin_token, call_site, discover_realm
+from runbooklib.lab.sharepoint.addin import SiteAnswer, addin_token, call_site, discover_realm
+from runbooklib.lab.sharepoint.state import AddinIssuerDefinition
 
 from estate_fixtures import clean_estate, estate  # noqa: F401 - fixtures
 from invocation_harness import run as run_cmdlet

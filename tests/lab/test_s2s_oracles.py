@@ -23,9 +23,9 @@ import jwt
 import pytest
 import yaml
 
-from runbooklib.lab import s2s_oracle
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.pki import KeyPair, new_signing_certificate
+from runbooklib.lab.s2s import oracle as s2s_oracle
 from runbooklib.lab.tenant import AcsRefused
 
 from estate_fixtures import clean_estate, estate  # noqa: F401 - fixtures

@@ -26,8 +26,8 @@ from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA, new_signing_certificate
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm, WebAppDefinition
-from runbooklib.lab.sharepoint_objects import certificate_obj
-from runbooklib.lab.sharepoint_templates import TEMPLATE_PARAMETERS
+from runbooklib.lab.sharepoint.objects import certificate_obj
+from runbooklib.lab.sharepoint.templates import TEMPLATE_PARAMETERS
 from runbooklib.lab.winrm.api import DeserializedObject
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
 
@@ -421,7 +421,7 @@ def test_all_site_app_principals_cover_every_site_collection(farm):
 
 
 def test_templates_mark_the_server_apis_they_cannot_confirm():
-    from runbooklib.lab import _sharepoint_texts as texts
+    from runbooklib.lab.sharepoint import texts as texts
 
     used: set[str] = set()
     for path in sorted(TEMPLATES.glob("*.ps1")):

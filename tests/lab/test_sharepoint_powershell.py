@@ -12,13 +12,13 @@ import pytest
 
 from invocation_harness import run
 from runbooklib.errors import RemoteError
-from runbooklib.lab import _sharepoint_texts as SPT
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
-from runbooklib.lab.sharepoint_cmdlets import FarmOperations
-from runbooklib.lab.sharepoint_state import FarmStore
-from runbooklib.lab.sharepoint_templates import LOAD_TEMPLATE, TEMPLATE_PARAMETERS, register_templates
+from runbooklib.lab.sharepoint import texts as SPT
+from runbooklib.lab.sharepoint.operations import FarmOperations
+from runbooklib.lab.sharepoint.state import FarmStore
+from runbooklib.lab.sharepoint.templates import LOAD_TEMPLATE, TEMPLATE_PARAMETERS, register_templates
 from runbooklib.lab.winrm.api import CommandTable
 from runbooklib.lab.winrm.dispatch import first_command_of
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint

@@ -1,5 +1,8 @@
 """What the simulated SharePoint farm says: type names, builds, error texts and formats.
 
+PowerShell's own texts (binding, prompting) are in :mod:`runbooklib.lab.powershell`; the .NET
+texts of a failed metadata download in :mod:`runbooklib.lab.metadata_download`.
+
 Everything a real farm would show that the lab imitates lives here, so a better source can
 correct it in one place. Each entry carries a tag from /work/shared/design/sharepoint-cmdlets.md:
 
@@ -8,6 +11,8 @@ correct it in one place. Each entry carries a tag from /work/shared/design/share
 """
 
 from __future__ import annotations
+
+from ..powershell import AMBIGUOUS_PARAMETER_SET
 
 # ---------------------------------------------------------------------------------------------
 # Well-known identities                                                                    [C]
@@ -253,30 +258,6 @@ PROMPTING_CMDLETS = frozenset({
 })
 
 
-def confirm_refused(cmdlet: str, target: str) -> str:
-    """A prompting cmdlet in a remote, non-interactive host.                  [C] PowerShell's text"""
-    return (
-        "A command that prompts the user failed because the host program or the command type does "
-        "not support user interaction. The host was attempting to request confirmation with the "
-        "following message: Are you sure you want to perform this action?\r\n"
-        f'Performing the operation "{cmdlet}" on target "{target}".'
-    )
-
-
-# Parameter binding (PowerShell's own texts).                                               [C]
-def cannot_convert_object(param: str, to_string: str, from_type: str, to_type: str) -> str:
-    return (f"Cannot bind parameter '{param}'. Cannot convert the \"{to_string}\" value of type "
-            f"\"{from_type}\" to type \"{to_type}\".")
-
-
-def cannot_convert_enum(param: str, value: str, enum_type: str, names: tuple[str, ...]) -> str:
-    return (f"Cannot bind parameter '{param}'. Cannot convert value \"{value}\" to type \"{enum_type}\". "
-            f"Error: \"Unable to match the identifier name {value} to a valid enumerator name. Specify one "
-            f"of the following enumerator names and try again:\r\n{', '.join(names)}\"")
-
-
-AMBIGUOUS_PARAMETER_SET = "Parameter set cannot be resolved using the specified named parameters."
-
 # Set-SPTrustedSecurityTokenIssuer with neither -Certificate nor -MetadataEndPoint.              [U]
 # Its help shows two parameter sets (ImportCertificateParameterSet, MetadataEndPointParameterSet),
 # neither marked as the default, and every other parameter (-Identity, -RegisteredIssuerName,
@@ -293,15 +274,6 @@ SET_ISSUER_OMITTED_TRUST_BROKER_RESETS = True
 # Get-SPSite without -Limit returns at most this many site collections.   [C] help says 200 (2013/2016
 # help; other versions of the help say 1000); `-Limit All` returns every one.
 SITE_LIMIT_DEFAULT = 200
-
-
-def empty_mandatory_string(param: str) -> str:
-    """A mandatory [string] parameter given ''."""
-    return f"Cannot bind argument to parameter '{param}' because it is an empty string."
-
-
-def missing_mandatory(names: list[str]) -> str:
-    return f"Cannot process command because of one or more missing mandatory parameters: {' '.join(names)}."
 
 
 # SharePoint's own texts.
@@ -350,22 +322,15 @@ def local_root_not_removable() -> str:
     return "The local trusted root authority cannot be removed."  # [U]
 
 
-# Metadata download failures: the .NET WebException texts the cmdlet passes on.   [C] texts; [U] wrapping
-WEB_NAME_NOT_RESOLVED = "The remote name could not be resolved: '{host}'"
-WEB_CONNECT_FAILED = "Unable to connect to the remote server"
-WEB_TRUST_FAILED = ("The underlying connection was closed: Could not establish trust relationship for the "
-                    "SSL/TLS secure channel.")
-WEB_RECEIVE_FAILED = "The underlying connection was closed: An unexpected error occurred on a receive."
-WEB_TIMEOUT = "The operation has timed out"
-WEB_HTTP_STATUS = "The remote server returned an error: ({status}) {reason}."
-METADATA_INVALID = "The metadata document retrieved from '{url}' is not a valid JSON metadata document."  # [U]
+# Metadata download. The .NET WebException texts of a failed download are shared by every product
+# (runbooklib.lab.metadata_download); these two are the farm's.
 METADATA_OVER_HTTP = ("The metadata end point '{url}' is not using HTTPS. Set AllowMetadataOverHttp to true "
                       "on the security token service configuration to allow it.")  # [U]
 CERTIFICATE_HAS_PRIVATE_KEY = "The certificate must not contain a private key."  # [U]
 
 
 # ---------------------------------------------------------------------------------------------
-# Provider-hosted (high-trust) add-in tokens at /_vti_bin/client.svc and /_api/ (sharepoint_web).
+# Provider-hosted (high-trust) add-in tokens at /_vti_bin/client.svc and /_api/ (web.py).
 # [C] the token shapes (s2s-facts.md): iss <issuer id>@<realm>, nameid <client id>@<realm>, aud
 #     00000003-…/<host>@<realm>, RS256 with x5t; a user token (alg none) around a delegated actor.
 # [C] an app-only call (no user) is allowed only where the principal's grant enables the app-only

@@ -1,27 +1,21 @@
 """A simulated SharePoint farm's configuration: its definition, its initial state and the JSON
 file that keeps it across lab restarts.
 
-The state is one JSON document (lab only: it holds the farm's private keys, so the file is
-created ``0600``). Every change is written atomically — a temporary file in the same directory,
-``fsync``, ``os.replace`` — so a crash or a dropped connection never leaves half a change. The
-initial state is kept in the same file, so :meth:`FarmStore.reset` brings back exactly the farm
-the estate was created with (same farm id, same certificates).
+The state is one JSON document (``<name>.json``: ``schema``, ``initial``, ``current``) kept by
+:class:`FarmStore`, the lab's :class:`~runbooklib.lab.store.StateStore`, so
+:meth:`FarmStore.reset` brings back exactly the farm the estate was created with (same farm id,
+same certificates).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import logging
-import os
-import tempfile
-import threading
 import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -29,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from . import _sharepoint_texts as T
-from .pki import KeyPair, new_signing_certificate
+from ..pki import KeyPair, new_signing_certificate
+from ..store import StateStore
+from . import texts as T
 
 __all__ = [
     "AddinIssuerDefinition",
@@ -117,7 +112,7 @@ class FarmDefinition:
                     WebAppDefinition("http://intranet.contoso.lab/", "ntlm", "SharePoint - intranet80"),
                 ),
                 initial_issuers=(
-                    # A self-issuer: its issuer id is its client id ([U], see _sharepoint_texts).
+                    # A self-issuer: its issuer id is its client id ([U], see texts.py).
                     AddinIssuerDefinition(
                         name="Contoso Expenses add-in",
                         issuer_id="8c1e6d2a-5b3f-4e7a-9d10-6f2b4a8c3e57",
@@ -367,75 +362,31 @@ def upgrade_seed(doc: dict[str, Any], definition: FarmDefinition) -> bool:
 # --------------------------------------------------------------------------------------------
 # Persistence
 
-@dataclass
-class FarmStore:
-    """The farm's state in memory and on disk; all access goes through :meth:`view` / :meth:`change`."""
-
-    path: Path
-    _doc: dict[str, Any] = field(repr=False)
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+class FarmStore(StateStore):
+    """The farm's state file (:class:`~runbooklib.lab.store.StateStore`: its lock rule, atomic
+    0600 writes, the initial state kept for reset)."""
 
     @classmethod
     def open(cls, path: Path, definition: FarmDefinition | None) -> "FarmStore":
         """Load ``path``; create it from ``definition`` when it does not exist yet."""
         path = Path(path)
-        if path.exists():
-            doc = json.loads(path.read_text(encoding="utf-8"))
+
+        def create() -> dict[str, Any]:
+            assert definition is not None
+            first = initial_state(definition)
+            log.info("created SharePoint farm %s state at %s", definition.name, path)
+            return {"schema": SCHEMA, "initial": first, "current": copy.deepcopy(first)}
+
+        def upgrade(doc: dict[str, Any]) -> bool:
             if doc.get("schema") != SCHEMA:
                 raise ValueError(f"{path}: unsupported lab state schema {doc.get('schema')!r}; "
                                  "delete the lab directory or run `runbook lab reset`")
-            if definition is not None and doc["current"]["name"] != definition.name:
+            if definition is None:
+                return False
+            if doc["current"]["name"] != definition.name:
                 raise ValueError(f"{path} holds farm {doc['current']['name']!r}, not {definition.name!r}")
-            store = cls(path, doc)
-            if definition is not None and upgrade_seed(doc, definition):
-                store._write()  # a state file from before the preset grew (e.g. a second add-in)
-            return store
-        if definition is None:
-            raise FileNotFoundError(f"{path}: no farm state and no definition to create one from")
-        first = initial_state(definition)
-        store = cls(path, {"schema": SCHEMA, "initial": first, "current": copy.deepcopy(first)})
-        store._write()
-        log.info("created SharePoint farm %s state at %s", definition.name, path)
+            return upgrade_seed(doc, definition)  # a state file from before the preset grew
+
+        store = cls.load(path, create if definition is not None else None, upgrade=upgrade)
+        assert isinstance(store, FarmStore)
         return store
-
-    @contextmanager
-    def view(self) -> Iterator[dict[str, Any]]:
-        """Read the current state (do not modify it)."""
-        with self._lock:
-            yield self._doc["current"]
-
-    @contextmanager
-    def change(self) -> Iterator[dict[str, Any]]:
-        """Modify the current state; written atomically on success, rolled back on an exception."""
-        with self._lock:
-            before = copy.deepcopy(self._doc["current"])
-            try:
-                yield self._doc["current"]
-            except BaseException:
-                self._doc["current"] = before
-                raise
-            if self._doc["current"] != before:
-                self._write()
-
-    def reset(self) -> None:
-        with self._lock:
-            self._doc["current"] = copy.deepcopy(self._doc["initial"])
-            self._write()
-
-    def _write(self) -> None:
-        data = json.dumps(self._doc, indent=1, sort_keys=True).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise

@@ -1,9 +1,10 @@
 """The lab's Microsoft 365 tenant: Entra ID (OpenID discovery, token endpoint, device code,
 signing keys), the ACS metadata document, a Microsoft Graph v1.0 subset
-(:mod:`.tenant_graph`) and a SharePoint Online endpoint that judges S2S tokens
-(:mod:`.tenant_spo`).
+(:mod:`.graph`) and a SharePoint Online endpoint that judges S2S tokens
+(:mod:`.spo`).
 
-State is JSON in a directory (``tenant.json`` plus PEM files under ``keys/``) so it
+State is JSON in a directory (``tenant.json``, kept by the lab's :class:`~runbooklib.lab.store.StateStore`,
+plus PEM files under ``keys/``) so it
 survives a restart; :meth:`Tenant.reset` puts the directory back as it was created while
 keeping the tenant's identity (tenant id, app secrets, signing keys) that the inventory
 already names.
@@ -15,8 +16,8 @@ Routes on the tenant's server (``https://127.0.0.1:PORT``):
 ``/{tid}/oauth2/v2.0/token`` · ``…/devicecode``            token endpoint, device authorization
 ``/{tid}/discovery/v2.0/keys``                              Entra signing keys (JWKS)
 ``/{tid}/metadata/json/1``                                  ACS metadata (S2S trust broker)
-``/v1.0/…``                                                 Graph (see :mod:`.tenant_graph`)
-``/_vti_bin/client.svc`` · ``/_api/…``                      SharePoint Online (see :mod:`.tenant_spo`)
+``/v1.0/…``                                                 Graph (see :mod:`.graph`)
+``/_vti_bin/client.svc`` · ``/_api/…``                      SharePoint Online (see :mod:`.spo`)
 ``/devicelogin``                                            where the device-code message points
 =========================================================  =====================================
 
@@ -31,7 +32,6 @@ import base64
 import contextlib
 import copy
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
@@ -42,17 +42,30 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 from urllib.parse import parse_qs
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .http import Request, Response
-from .pki import KeyPair, load_key_pair, new_signing_certificate, save_key_pair
-
-if TYPE_CHECKING:
-    from .http import LabServer
+from ..http import LabServer, Request, Response
+from ..pki import KeyPair, load_key_pair, new_signing_certificate, save_key_pair
+from ..store import StateStore
+from .directory import (
+    ACS_PRINCIPAL_ID,
+    EXCHANGE_PRINCIPAL_ID,
+    GRAPH_APP_ID,
+    GRAPH_RESOURCE,
+    SPO_PRINCIPAL_ID,
+    b64url,
+    find_service_principal,
+    iso,
+    key_credential_for,
+    spn_covers,
+    thumbprint,
+)
+from .graph import GraphApi
+from .spo import SharePointOnline
 
 __all__ = [
     "ACS_PRINCIPAL_ID",
@@ -66,11 +79,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SPO_PRINCIPAL_ID = "00000003-0000-0ff1-ce00-000000000000"
-EXCHANGE_PRINCIPAL_ID = "00000002-0000-0ff1-ce00-000000000000"
-ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-GRAPH_RESOURCE = "https://graph.microsoft.com"
 RUNBOOK_PERMISSIONS = ["Application.ReadWrite.All", "Organization.Read.All"]
 DEFAULT_SIZE_LIMIT = 600  # keyCredentials per object before Directory_ResourceSizeExceeded
 DEVICE_CODE_INTERVAL = 1
@@ -78,7 +86,6 @@ ACCESS_TOKEN_LIFETIME = 3599
 ACS_TOKEN_LIFETIME = 3600
 
 _STATE_FILE = "tenant.json"
-_LOCK_FILE = ".tenant.lock"
 
 
 @dataclass(frozen=True)
@@ -99,34 +106,6 @@ class AppCredentials:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def iso(value: dt.datetime) -> str:
-    """Graph's DateTimeOffset form: UTC with a ``Z``."""
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def thumbprint(cert: x509.Certificate) -> str:
-    """SHA-1 thumbprint in the upper-case hex Windows shows."""
-    return hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
-
-
-def key_credential_for(cert: x509.Certificate, display_name: str) -> dict:
-    """A keyCredential as Graph stores it when a certificate is uploaded (key filled)."""
-    return {
-        "customKeyIdentifier": thumbprint(cert),
-        "displayName": display_name,
-        "endDateTime": iso(cert.not_valid_after_utc),
-        "key": base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
-        "keyId": str(uuid.uuid4()),
-        "startDateTime": iso(cert.not_valid_before_utc),
-        "type": "AsymmetricX509Cert",
-        "usage": "Verify",
-    }
 
 
 def aad_error(status: int, error: str, code: int, text: str) -> Response:
@@ -163,11 +142,10 @@ class AcsRefused(Exception):
 class Tenant:
     """The simulated tenant over a state directory. Create with :meth:`open`."""
 
-    def __init__(self, state_dir: Path, data: dict) -> None:
+    def __init__(self, state_dir: Path, store: StateStore) -> None:
         self.state_dir = state_dir
-        self._data = data
-        self._mtime = self.state_path.stat().st_mtime_ns
-        self._lock = threading.RLock()
+        self._store = store
+        self._lock = threading.RLock()  # the tenant's memory: throttle, device codes, refresh tokens
         self._throttle = 0
         self._device_codes: dict[str, dict] = {}
         self._refresh_tokens: dict[str, dict] = {}
@@ -181,16 +159,24 @@ class Tenant:
         """Load the tenant kept in ``state_dir``, creating its initial state on first use."""
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        path = state_dir / _STATE_FILE
-        with _file_lock(state_dir / _LOCK_FILE):
-            if not path.exists():
-                _write_json(path, _initial_state(state_dir, name, domain))
-                log.info("tenant %s: created initial state in %s", name, state_dir)
-        return cls(state_dir, json.loads(path.read_text()))
+
+        def create() -> dict:
+            log.info("tenant %s: creating initial state in %s", name, state_dir)
+            return _initial_state(state_dir, name, domain)
+
+        store = StateStore.load(state_dir / _STATE_FILE, create, current="directory", initial="initial_directory")
+        return cls(state_dir, store)
 
     @property
     def state_path(self) -> Path:
         return self.state_dir / _STATE_FILE
+
+    @property
+    def _data(self) -> dict:
+        """The whole state document (identity, apps, users, directory), as last read."""
+        with self._store.document() as data:
+            assert data is not None
+            return data
 
     @property
     def tenant_id(self) -> str:
@@ -235,22 +221,20 @@ class Tenant:
         return self._app_credentials("reader")
 
     @contextlib.contextmanager
-    def _directory(self, *, write: bool = False) -> Iterator[dict]:
-        """The directory (service principals, limits) under the tenant's locks; saved if ``write``."""
-        with self._lock, _file_lock(self.state_dir / _LOCK_FILE):
-            mtime = self.state_path.stat().st_mtime_ns
-            if mtime != self._mtime:  # another process (estate vs. test) wrote it
-                self._data = json.loads(self.state_path.read_text())
-                self._mtime = mtime
-            yield self._data["directory"]
+    def directory(self, *, write: bool = False) -> Iterator[dict]:
+        """The directory (service principals, limits) under the store's lock; saved if ``write``
+        (with whatever else of the tenant's state was changed inside)."""
+        with self._store.document() as data:
+            assert data is not None
+            yield data["directory"]
             if write:
-                _write_json(self.state_path, self._data)
-                self._mtime = self.state_path.stat().st_mtime_ns
+                self._store.save()
+
+    _directory = directory  # the name tests written before the store use
 
     def reset(self) -> None:
         """Restore the directory as first created (identity, apps and keys stay)."""
-        with self._directory(write=True):
-            self._data["directory"] = copy.deepcopy(self._data["initial_directory"])
+        self._store.reset()
         self._throttle = 0
         self._device_codes.clear()
         self._refresh_tokens.clear()
@@ -258,17 +242,15 @@ class Tenant:
             server.faults.clear()
 
     # ------------------------------------------------------------------ estate integration
-    def mount(self, server: "LabServer") -> None:
+    def mount(self, server: LabServer) -> None:
         """Mount Entra ID, ACS, Graph and SharePoint Online routes on ``server``."""
-        from . import tenant_graph, tenant_spo
-
         tid = self.tenant_id
         server.mount(f"/{tid}/", self._entra)
         server.mount("/devicelogin", self._devicelogin)
         server.mount("/common/", self._unknown_tenant)
         server.mount("/organizations/", self._unknown_tenant)
-        server.mount("/v1.0/", tenant_graph.GraphApi(self).handle, handles_error_faults=True)
-        spo = tenant_spo.SharePointOnline(self)
+        server.mount("/v1.0/", GraphApi(self).handle, handles_error_faults=True)
+        spo = SharePointOnline(self)
         server.mount("/_vti_bin/", spo.handle)
         server.mount("/_api/", spo.handle)
         self.servers.append(server)
@@ -302,8 +284,8 @@ class Tenant:
     # ------------------------------------------------------------------ inspection helpers
     def service_principal(self, app_id: str) -> dict | None:
         """The stored service principal of ``app_id`` (keys included), or None."""
-        with self._directory() as directory:
-            sp = _find_sp(directory, app_id=app_id)
+        with self.directory() as directory:
+            sp = find_service_principal(directory, app_id=app_id)
             return copy.deepcopy(sp) if sp else None
 
     def key_credentials(self, app_id: str) -> list[dict]:
@@ -316,22 +298,22 @@ class Tenant:
 
     def add_spn(self, app_id: str, spn: str) -> None:
         """Give a principal an extra SPN directly (test set-up), keeping SPNs unique in the tenant."""
-        with self._directory(write=True) as directory:
+        with self.directory(write=True) as directory:
             if any(spn.lower() in (s.lower() for s in sp["servicePrincipalNames"]) for sp in directory["servicePrincipals"]):
                 raise ValueError(f"SPN {spn} is already held by a principal")
-            sp = _find_sp(directory, app_id=app_id)
+            sp = find_service_principal(directory, app_id=app_id)
             if sp is None:
                 raise KeyError(app_id)
             sp["servicePrincipalNames"].append(spn)
 
     def set_size_limit(self, n: int) -> None:
         """keyCredentials an object may hold before PATCH answers Directory_ResourceSizeExceeded."""
-        with self._directory(write=True) as directory:
+        with self.directory(write=True) as directory:
             directory["size_limit"] = int(n)
 
     def set_permissions(self, client_id: str, permissions: list[str]) -> None:
         """Change an app's granted application permissions (admin consent)."""
-        with self._directory(write=True):
+        with self.directory(write=True):
             self._data["apps"][client_id]["permissions"] = list(permissions)
 
     def throttle_next(self, n: int) -> None:
@@ -368,11 +350,9 @@ class Tenant:
         """
         import jwt
 
-        from .tenant_spo import spn_covers
-
         host = host.lower().strip()
-        with self._directory() as directory:
-            sp = _find_sp(directory, app_id=SPO_PRINCIPAL_ID)
+        with self.directory() as directory:
+            sp = find_service_principal(directory, app_id=SPO_PRINCIPAL_ID)
             if sp is None:
                 raise AcsRefused("no_spo_principal", "the tenant has no SharePoint Online service principal")
             object_id, spns = sp["id"], list(sp["servicePrincipalNames"])
@@ -534,34 +514,6 @@ class Tenant:
 
 
 # ---------------------------------------------------------------------- helpers
-def _find_sp(directory: dict, *, app_id: str | None = None, object_id: str | None = None) -> dict | None:
-    for sp in directory["servicePrincipals"]:
-        if app_id is not None and sp["appId"].lower() == app_id.lower():
-            return sp
-        if object_id is not None and sp["id"].lower() == object_id.lower():
-            return sp
-    return None
-
-
-find_service_principal = _find_sp
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def _service_principal(app_id: str, display_name: str, spns: list[str], *, sp_type: str = "Application",
                        owner: str | None = None, keys: list[dict] | None = None) -> dict:
     return {
@@ -788,8 +740,8 @@ def _client_credentials(tenant: Tenant, request: Request, form: dict, client_id:
     if resource.rstrip("/") not in (GRAPH_RESOURCE, GRAPH_APP_ID):
         return aad_error(400, "invalid_resource", 500011,
                          f"The resource principal named {resource} was not found in the tenant named {tenant.name}.")
-    with tenant._directory() as directory:
-        sp = _find_sp(directory, app_id=client_id)
+    with tenant.directory() as directory:
+        sp = find_service_principal(directory, app_id=client_id)
         sp_id = sp["id"] if sp else client_id
         app = tenant._data["apps"][client_id]
     claims = access_token_claims(tenant, app=app, client_id=client_id, sp_id=sp_id, user=None, acr=acr)

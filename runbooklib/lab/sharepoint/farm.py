@@ -1,5 +1,5 @@
-"""A simulated SharePoint Server farm: cmdlets over PowerShell remoting, its S2S web endpoints,
-and persisted state.
+"""A simulated SharePoint Server farm over its state file: cmdlets and templates over PowerShell
+remoting, its S2S web endpoints, and persisted state.
 
 ::
 
@@ -11,11 +11,6 @@ and persisted state.
 The farm's state survives a restart (``open`` on an existing file loads it) and ``reset()``
 brings back the farm as it was first created. ``sts_key_pair()`` gives the STS signing key so
 tests can mint tokens as the farm would.
-
-Modules: :mod:`.sharepoint_state` (definition, initial state, JSON store),
-:mod:`.sharepoint_cmdlets` (cmdlets), :mod:`.sharepoint_templates` (script templates),
-:mod:`.sharepoint_objects` (the typed objects they return), :mod:`.sharepoint_fetch` (the farm's
-metadata client), :mod:`._sharepoint_texts` (every product text and unconfirmed choice).
 """
 
 from __future__ import annotations
@@ -26,12 +21,14 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import _sharepoint_texts as T
-from . import sharepoint_objects as O
-from .http import LabServer
-from .pki import KeyPair
-from .sharepoint_cmdlets import FarmOperations, register_cmdlets
-from .sharepoint_state import (
+from ..http import LabServer
+from ..pki import KeyPair
+from ..winrm.api import CommandTable
+from . import objects as O
+from . import texts as T
+from .cmdlets import register_cmdlets
+from .operations import FarmOperations
+from .state import (
     AddinIssuerDefinition,
     FarmDefinition,
     FarmStore,
@@ -39,8 +36,8 @@ from .sharepoint_state import (
     key_pair_from_state,
     new_sts_certificate,
 )
-from .sharepoint_templates import register_templates
-from .winrm.api import CommandTable
+from .templates import register_templates
+from .web import METADATA_PATH, REALM_DISCOVERY_PATH, ROOT_CERTIFICATE_PATH, FarmWeb
 
 __all__ = [
     "AddinIssuerDefinition",
@@ -53,11 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-METADATA_PATH = "/_layouts/15/metadata/json/1"
-ROOT_CERTIFICATE_PATH = METADATA_PATH + "/rootcertificate"
-REALM_DISCOVERY_PATH = "/_vti_bin/client.svc"
-
 
 class SharePointFarm:
     """One simulated farm over its state file."""
@@ -185,7 +177,5 @@ class SharePointFarm:
         }
 
     def mount_web(self, server: LabServer) -> None:
-        """Serve the farm's metadata, realm discovery and inbound S2S check (:mod:`.sharepoint_web`)."""
-        from .sharepoint_web import FarmWeb
-
+        """Serve the farm's metadata, realm discovery and inbound S2S check (:mod:`.web`)."""
         FarmWeb(self, self._store.view).mount(server)

@@ -1,7 +1,7 @@
 """The lab's own S2S token verifier: what a receiving product checks before it believes a token.
 
-The lab's SharePoint Online (:mod:`.tenant_spo`) and the farms' web endpoints
-(:mod:`.sharepoint_web`) judge tokens with this module. It is written apart from
+The lab's SharePoint Online (:mod:`runbooklib.lab.tenant.spo`) and the farms' web endpoints
+(:mod:`runbooklib.lab.sharepoint.web`) judge tokens with this module. It is written apart from
 :mod:`runbooklib.tokens` on purpose and must never import it: the runbooks' verifier is code
 under test, and a bug in it would otherwise pass every end-to-end test that relies on the lab
 to say "this trust works". Here, pyjwt parses and verifies RS256 and checks ``nbf``/``exp``;

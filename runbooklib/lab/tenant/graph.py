@@ -22,15 +22,11 @@ import datetime as dt
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 
-from .http import Request, Response
-from .tenant import _find_sp, iso, thumbprint
-
-if TYPE_CHECKING:
-    from .tenant import Tenant
+from ..http import Request, Response
+from .directory import TenantView, find_service_principal, iso, thumbprint
 
 __all__ = ["GraphApi"]
 
@@ -60,7 +56,7 @@ class GraphError(Exception):
 class GraphApi:
     """Route handler for ``/v1.0/`` over a :class:`Tenant`."""
 
-    def __init__(self, tenant: "Tenant") -> None:
+    def __init__(self, tenant: TenantView) -> None:
         self.tenant = tenant
 
     def handle(self, request: Request) -> Response:
@@ -140,7 +136,7 @@ class GraphApi:
     def _list(self, request: Request) -> Response:
         flt = request.query_value("$filter")
         select = _select(request)
-        with self.tenant._directory() as directory:
+        with self.tenant.directory() as directory:
             items = directory["servicePrincipals"]
             if flt:
                 items = [sp for sp in items if _matches(sp, flt)]
@@ -153,7 +149,7 @@ class GraphApi:
 
     def _get(self, request: Request, object_id: str | None, app_id: str | None) -> Response:
         select = _select(request)
-        with self.tenant._directory() as directory:
+        with self.tenant.directory() as directory:
             sp = self._find(directory, object_id, app_id)
             # The certificate bytes come back only when asked for by name on one object.
             body = _render(sp, select, with_key=bool(select) and "keyCredentials" in select)
@@ -162,7 +158,7 @@ class GraphApi:
 
     @staticmethod
     def _find(directory: dict, object_id: str | None, app_id: str | None) -> dict:
-        sp = _find_sp(directory, object_id=object_id) if object_id else _find_sp(directory, app_id=app_id)
+        sp = find_service_principal(directory, object_id=object_id) if object_id else find_service_principal(directory, app_id=app_id)
         if sp is None:
             ident = object_id or app_id
             raise GraphError(404, "Request_ResourceNotFound",
@@ -177,7 +173,7 @@ class GraphApi:
             raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
         if not isinstance(body, dict):
             raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
-        with self.tenant._directory(write=True) as directory:
+        with self.tenant.directory(write=True) as directory:
             sp = self._find(directory, object_id, app_id)
             updated = copy.deepcopy(sp)
             for name, value in body.items():

@@ -12,8 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from . import _sharepoint_texts as T
-from .winrm.api import PSObj
+from ..winrm.api import PSObj
+from . import texts as T
 
 _SHORT = {
     NameOID.COMMON_NAME: "CN", NameOID.ORGANIZATIONAL_UNIT_NAME: "OU", NameOID.ORGANIZATION_NAME: "O",

@@ -25,16 +25,19 @@ the reason; ``X-Lab-S2S-Reason`` repeats the machine-readable reason for tests a
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from . import s2s_oracle
-from .http import Request, Response
-from .tenant import ACS_PRINCIPAL_ID, SPO_PRINCIPAL_ID, _find_sp
+from ..http import Request, Response
+from ..s2s import oracle as s2s_oracle
+from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics, safe_detail
+from .directory import (
+    ACS_PRINCIPAL_ID,
+    SPO_PRINCIPAL_ID,
+    TenantView,
+    find_service_principal,
+    spn_covers,
+)
 
-if TYPE_CHECKING:
-    from .tenant import Tenant
-
-__all__ = ["SharePointOnline", "spn_covers"]
+__all__ = ["SharePointOnline"]
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +56,17 @@ _DIAG_CODES = {
 }
 
 
-def spn_covers(spn: str, host: str) -> bool:
-    """Whether a SharePoint SPN (``<principal>/<host or *.domain>``) covers ``host``."""
-    prefix = f"{SPO_PRINCIPAL_ID}/"
-    if not spn.lower().startswith(prefix):
-        return False
-    pattern = spn[len(prefix):].lower().rstrip("/")
-    host = host.lower().split(":")[0]
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
-    return host == pattern
-
-
 class SharePointOnline:
     """Route handler for the tenant's SharePoint Online endpoints."""
 
-    def __init__(self, tenant: "Tenant") -> None:
+    def __init__(self, tenant: TenantView) -> None:
         self.tenant = tenant
 
     def handle(self, request: Request) -> Response:
-        auth = request.header("authorization") or ""
-        token = auth[7:].strip() if auth.lower().startswith("bearer") else ""
+        token = bearer_token(request)
         tid = self.tenant.tenant_id
-        with self.tenant._directory() as directory:
-            sp = _find_sp(directory, app_id=SPO_PRINCIPAL_ID)
+        with self.tenant.directory() as directory:
+            sp = find_service_principal(directory, app_id=SPO_PRINCIPAL_ID)
             keys = list(sp["keyCredentials"]) if sp else []
             spns = list(sp["servicePrincipalNames"]) if sp else []
         speaker = f"{SPO_PRINCIPAL_ID}@{tid}"
@@ -93,7 +83,7 @@ class SharePointOnline:
             )
         except s2s_oracle.Rejected as exc:
             log.info("spo: rejected S2S token (%s): %s", exc.reason, exc.detail)
-            return self._challenge(exc.reason, exc.detail)
+            return self._challenge(exc)
         body = {
             "Title": f"{self.tenant.name.capitalize()} (SharePoint Online, lab)",
             "Url": f"https://{self.tenant.spo_host}",
@@ -104,7 +94,7 @@ class SharePointOnline:
         }
         return Response.json(body)
 
-    def _challenge(self, reason: str, detail: str) -> Response:
+    def _challenge(self, rejected: s2s_oracle.Rejected) -> Response:
         tid = self.tenant.tenant_id
         trusted_issuers = ",".join([
             f"{ACS_PRINCIPAL_ID}@*",
@@ -112,19 +102,16 @@ class SharePointOnline:
             "https://login.microsoftonline.com/*/v2.0",
             f"{SPO_PRINCIPAL_ID}@{tid}",
         ])
-        code = _DIAG_CODES.get(reason, 3001000)
-        safe_detail = detail.replace('"', "'")
-        response = Response.json(
-            {"error_description": "Invalid JWT token. " + safe_detail} if reason != "no_token" else {},
-            status=401,
-        )
+        refused = rejected.reason != "no_token"
+        body = {"error_description": "Invalid JWT token. " + safe_detail(rejected)} if refused else {}
+        response = Response.json(body, status=401)
         response.headers.update({
             "WWW-Authenticate": (
                 f'Bearer realm="{tid}",client_id="{SPO_PRINCIPAL_ID}",'
                 f'trusted_issuers="{trusted_issuers}",'
                 'authorization_uri="https://login.windows.net/common/oauth2/authorize"'
             ),
-            "x-ms-diagnostics": f'{code};reason="{safe_detail}";category="invalid_client"',
-            "X-Lab-S2S-Reason": reason,
+            "x-ms-diagnostics": diagnostics(rejected, _DIAG_CODES),
+            REASON_HEADER: rejected.reason,
         })
         return response

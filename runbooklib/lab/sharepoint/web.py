@@ -39,53 +39,43 @@ A refused token is 401 with the same realm challenge, an ``x-ms-diagnostics`` he
 rights gets 403 with SharePoint's access-denied error and the same reason header. Acceptance is
 200 with a small JSON description of the site and who called.
 
-:func:`addin_token` mints what a high-trust add-in sends (discovering the realm from the farm at
-run time, as the add-in's TokenHelper does); :func:`call_site` calls a site with it.
+The add-in's side (minting its tokens, calling a site) is :mod:`.addin`.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import logging
-import re
-import ssl
-import time
-import urllib.error
-import urllib.request
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, NoReturn
+from typing import Any, Callable, NoReturn, Protocol
 from urllib.parse import urlsplit
 
-import jwt
-
-from . import _sharepoint_texts as T
-from . import s2s_oracle
-from . import sharepoint_objects as O
-from .http import LabServer, Request, Response
-from .sharepoint_state import AddinIssuerDefinition, FarmDefinition, site_url_of
-
-if TYPE_CHECKING:
-    from .sharepoint import SharePointFarm
+from ..http import LabServer, Request, Response
+from ..s2s import oracle as s2s_oracle
+from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics
+from . import objects as O
+from . import texts as T
+from .state import site_url_of
 
 __all__ = [
     "API_PATH",
+    "CLIENT_SVC_PATH",
+    "METADATA_PATH",
+    "REALM_DISCOVERY_PATH",
+    "ROOT_CERTIFICATE_PATH",
+    "FarmDocuments",
     "FarmWeb",
-    "SiteAnswer",
-    "addin_token",
-    "call_site",
-    "discover_realm",
     "public_hosts",
 ]
 
 log = logging.getLogger(__name__)
 
+METADATA_PATH = "/_layouts/15/metadata/json/1"
+ROOT_CERTIFICATE_PATH = METADATA_PATH + "/rootcertificate"
+REALM_DISCOVERY_PATH = "/_vti_bin/client.svc"
+CLIENT_SVC_PATH = REALM_DISCOVERY_PATH
 API_PATH = "/_api/"
-_CLIENT_SVC = "/_vti_bin/client.svc"
-_NII_ACTIVE_DIRECTORY = "urn:office:idp:activedirectory"
 
 # x-ms-diagnostics codes a farm sends with a refused token. The 3000003 (audience) and 3000006
 # (signature/time) families are seen in the field; the mapping of each lab reason is the lab's
@@ -110,6 +100,17 @@ _DIAG_CODES = {
 _FORBIDDEN = frozenset({"no_rights_on_site", "app_only_not_allowed"})
 
 StateView = Callable[[], AbstractContextManager[dict[str, Any]]]
+
+
+class FarmDocuments(Protocol):
+    """What the web routes need of the farm beyond its state: its name and metadata documents."""
+
+    @property
+    def name(self) -> str: ...
+
+    def metadata_document(self) -> dict[str, Any]: ...
+
+    def root_certificate_document(self) -> dict[str, Any]: ...
 
 
 def public_hosts(state: dict[str, Any]) -> set[str]:
@@ -186,13 +187,11 @@ class _Verdict:
 class FarmWeb:
     """The web routes of one farm, reading the farm's state through ``view``."""
 
-    def __init__(self, farm: "SharePointFarm", view: StateView) -> None:
+    def __init__(self, farm: FarmDocuments, view: StateView) -> None:
         self.farm = farm
         self._view = view
 
     def mount(self, server: LabServer) -> None:
-        from .sharepoint import METADATA_PATH, REALM_DISCOVERY_PATH
-
         server.mount(METADATA_PATH, self.serve_metadata)
         server.mount(REALM_DISCOVERY_PATH, self.serve_client)
         server.mount(API_PATH, self.serve_client)
@@ -201,8 +200,6 @@ class FarmWeb:
 
     # ------------------------------------------------------------------------ metadata
     def serve_metadata(self, request: Request) -> Response:
-        from .sharepoint import METADATA_PATH, ROOT_CERTIFICATE_PATH
-
         if request.method not in ("GET", "HEAD"):
             return Response.text("405 METHOD NOT ALLOWED", status=405)
         path = request.path.lower().rstrip("/")
@@ -215,10 +212,8 @@ class FarmWeb:
     # ------------------------------------------------------------------------ site paths
     def serve_site_path(self, request: Request) -> Response:
         """``/sites/<name>/…``: the site's client.svc, _api and metadata, or 404."""
-        from .sharepoint import METADATA_PATH
-
         lowered = request.path.lower()
-        for marker in (_CLIENT_SVC, API_PATH.rstrip("/"), METADATA_PATH):
+        for marker in (CLIENT_SVC_PATH, API_PATH.rstrip("/"), METADATA_PATH):
             at = lowered.find(marker)
             if at > 0 and lowered[at + len(marker):at + len(marker) + 1] in ("", "/"):
                 if marker == METADATA_PATH:
@@ -235,8 +230,7 @@ class FarmWeb:
             farm = _FarmView.of(state)
         challenge_issuers = [f"{T.SHAREPOINT_PRINCIPAL_ID}@{farm.realm}"] + \
             [i["registered_issuer_name"] for i in farm.issuers]
-        auth = request.header("authorization") or ""
-        token = auth[6:].strip() if auth[:6].lower() == "bearer" else ""
+        token = bearer_token(request)
         try:
             if not token:
                 # An anonymous "Authorization: Bearer " probe is realm discovery: the challenge is the answer.
@@ -408,126 +402,12 @@ def _with_path(request: Request, path: str) -> Request:
 def _challenge(realm: str, trusted_issuers: list[str], rejected: s2s_oracle.Rejected) -> Response:
     response = Response.text("401 UNAUTHORIZED", status=401)
     response.headers["WWW-Authenticate"] = T.realm_challenge(realm, trusted_issuers)
-    response.headers["X-Lab-S2S-Reason"] = rejected.reason
+    response.headers[REASON_HEADER] = rejected.reason
     if rejected.reason != "no_token":
-        detail = rejected.detail.replace('"', "'")
-        code = _DIAG_CODES.get(rejected.reason, 3001000)
-        response.headers["x-ms-diagnostics"] = f'{code};reason="{detail}";category="invalid_client"'
+        response.headers["x-ms-diagnostics"] = diagnostics(rejected, _DIAG_CODES)
     return response
 
 
 def _forbidden(rejected: s2s_oracle.Rejected) -> Response:
     return Response.json(T.access_denied_body(), status=403,
-                         headers={"X-Lab-S2S-Reason": rejected.reason, "X-Lab-S2S-Detail": rejected.detail})
-
-
-# ---------------------------------------------------------------------------------- the add-in side
-_REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
-_DIAG_REASON = re.compile(r'reason="([^"]*)"')
-
-
-def _context(ca_bundle: Path | str | None) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
-
-
-def discover_realm(site_url: str, *, ca_bundle: Path | str | None = None, timeout: float = 10.0) -> str:
-    """The realm a farm names in the Bearer challenge of ``<site_url>/_vti_bin/client.svc``.
-
-    ``site_url`` is where this machine reaches the site (in the lab, the farm server's URL plus
-    the site's path). This is how a high-trust add-in learns the realm at run time.
-    """
-    request = urllib.request.Request(site_url.rstrip("/") + _CLIENT_SVC, headers={"Authorization": "Bearer "})
-    try:
-        with urllib.request.urlopen(request, context=_context(ca_bundle), timeout=timeout) as response:
-            challenge = response.headers.get("WWW-Authenticate", "")
-    except urllib.error.HTTPError as exc:
-        challenge = exc.headers.get("WWW-Authenticate", "")
-    match = _REALM.search(challenge or "")
-    if not match or not match.group(1):
-        raise ValueError(f"{site_url}: no Bearer realm in the answer of {_CLIENT_SVC} ({challenge!r})")
-    return match.group(1).lower()
-
-
-def _addin_definition(farm: "SharePointFarm", addin: str | AddinIssuerDefinition) -> AddinIssuerDefinition:
-    if isinstance(addin, AddinIssuerDefinition):
-        return addin
-    for seeded in FarmDefinition.preset(farm.name).initial_issuers:
-        if seeded.name == addin:
-            return seeded
-    raise KeyError(f"farm {farm.name} seeds no add-in named {addin!r}; pass its AddinIssuerDefinition")
-
-
-def _b64(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
-
-
-def addin_token(farm: "SharePointFarm", addin: str | AddinIssuerDefinition, *, site_url: str,
-                web_url: str | None = None, ca_bundle: Path | str | None = None, realm: str | None = None,
-                user: str | None = None, lifetime: int = 3600, now: float | None = None) -> str:
-    """The token a provider-hosted (high-trust) add-in sends to ``site_url`` (its public URL).
-
-    ``addin`` is a seeded add-in's name (or its definition): its issuer id, client id and signing
-    key (:meth:`SharePointFarm.addin_key_pair`) are what its web.config would hold. The realm is
-    *not* configuration: unless ``realm`` is given, it is discovered from the farm at
-    ``web_url`` (where this machine reaches the farm) plus the site's path, so after a realm
-    change the add-in mints with the new realm, as a real one does.
-
-    Without ``user`` the token is an app-only actor token; with a user SID it is an outer token
-    (alg none) for that user around an actor token trusted for delegation.
-    """
-    definition = _addin_definition(farm, addin)
-    public = urlsplit(site_url)
-    if realm is None:
-        if web_url is None:
-            raise ValueError("give realm, or web_url to discover it from the farm")
-        realm = discover_realm(web_url.rstrip("/") + public.path.rstrip("/"), ca_bundle=ca_bundle)
-    realm = realm.lower()
-    host = (public.hostname or "").lower()
-    if public.port and public.port != {"https": 443, "http": 80}.get(public.scheme):
-        host = f"{host}:{public.port}"
-    pair = farm.addin_key_pair(definition.name)
-    issued = int(time.time() if now is None else now)
-    aud = f"{T.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}"
-    nameid = f"{definition.client_id.lower()}@{realm}"
-    actor_claims: dict[str, Any] = {"aud": aud, "iss": f"{definition.issuer_id.lower()}@{realm}", "nameid": nameid,
-                                    "nbf": issued, "exp": issued + lifetime}
-    if user is not None:
-        actor_claims["trustedfordelegation"] = "true"
-    actor = jwt.encode(actor_claims, pair.key_pem, algorithm="RS256",
-                       headers={"typ": "JWT", "x5t": s2s_oracle.certificate_x5t(pair.certificate)})
-    if user is None:
-        return actor
-    outer = {"aud": aud, "iss": nameid, "nameid": user.lower(), "nii": _NII_ACTIVE_DIRECTORY,
-             "actortoken": actor, "nbf": issued, "exp": issued + lifetime}
-    return f"{_b64({'typ': 'JWT', 'alg': 'none'})}.{_b64(outer)}."
-
-
-class SiteAnswer(NamedTuple):
-    """What a farm answered: status, ``X-Lab-S2S-Reason`` ('' when accepted), JSON body (or None),
-    and the refusal in words (from ``x-ms-diagnostics``, or ``X-Lab-S2S-Detail`` on a 403)."""
-
-    status: int
-    reason: str
-    body: dict[str, Any] | None
-    detail: str = ""
-
-
-def call_site(web_url: str, site_url: str, token: str | None, *, ca_bundle: Path | str | None = None,
-              endpoint: str = "/_api/web", timeout: float = 10.0) -> SiteAnswer:
-    """Call ``endpoint`` of the site at public ``site_url`` through ``web_url`` with ``token``."""
-    url = web_url.rstrip("/") + urlsplit(site_url).path.rstrip("/") + endpoint
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token or ''}",
-                                                   "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, context=_context(ca_bundle), timeout=timeout) as response:
-            return SiteAnswer(response.status, "", json.loads(response.read() or b"null"))
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            body = json.loads(raw) if raw and "json" in (exc.headers.get("Content-Type") or "") else None
-        except ValueError:
-            body = None
-        diagnostics = exc.headers.get("x-ms-diagnostics") or ""
-        match = _DIAG_REASON.search(diagnostics)
-        detail = match.group(1) if match else exc.headers.get("X-Lab-S2S-Detail", "")
-        return SiteAnswer(exc.code, exc.headers.get("X-Lab-S2S-Reason", ""), body, detail)
+                         headers={REASON_HEADER: rejected.reason, "X-Lab-S2S-Detail": rejected.detail})

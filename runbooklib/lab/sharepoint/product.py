@@ -1,0 +1,52 @@
+"""The SharePoint farms as a product of the estate: ``sp-a`` (2019) and ``sp-b`` (SE)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..http import LabServer
+from ..product import LAB_USER, Host
+from ..winrm.endpoint import WinRMEndpoint
+from .farm import SharePointFarm
+
+__all__ = ["SHAREPOINT", "SharePointProduct"]
+
+
+class SharePointProduct:
+    """Each host is a farm over ``state/<name>.json``, answering WinRM and its web endpoints."""
+
+    section = "servers"
+    hosts = ("sp-a", "sp-b")
+
+    @staticmethod
+    def _state_path(host: Host):
+        return host.state_dir / f"{host.name}.json"
+
+    def open(self, host: Host) -> SharePointFarm:
+        return SharePointFarm.open(self._state_path(host), name=host.name, ca_bundle=host.ca_bundle)
+
+    def mount(self, component: SharePointFarm, server: LabServer, host: Host) -> None:
+        WinRMEndpoint(server_name=host.name, commands=component.commands,
+                      accounts={LAB_USER: host.password()}).mount(server)
+        component.mount_web(server)
+
+    def reset_offline(self, host: Host) -> None:
+        if self._state_path(host).exists():
+            self.open(host).reset()
+
+    def inventory_entry(self, component: SharePointFarm, url: str, host: Host) -> dict[str, Any]:
+        return {
+            "role": "sharepoint",
+            "winrm": f"{url}/wsman",
+            "auth": "basic",
+            "username": LAB_USER,
+            "password": host.password_ref,
+            "ca_bundle": "ca.pem",
+            "web_url": url,
+        }
+
+    def secret_files(self, component: SharePointFarm) -> dict[str, str]:
+        return {}  # the WinRM password file is the estate's (Host.password)
+
+
+SHAREPOINT = SharePointProduct()
