@@ -85,5 +85,5 @@ def module_not_found(name: str) -> str:
 
 # Importing a module that is already imported is silent and changes nothing.                [C]
 # (A module's commands are found only after Import-Module here: the lab does not model
-# module autoloading; see _sharepoint_texts.SE_MODULE_AUTOLOADS.)                            [U]
+# module autoloading; see lab/sharepoint/texts.py SE_MODULE_AUTOLOADS.)                            [U]
 MODULE_TYPE = "Manifest"  # [U] what Get-Module reports for a product's module

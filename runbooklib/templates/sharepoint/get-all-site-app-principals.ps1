@@ -8,7 +8,7 @@ param()
 # UNCONFIRMED: SPWeb.GetSiteAppPrincipals() (SPSiteAppPrincipalInfo: Id, DisplayName,
 # EncodedIdentityClaim) and SPClaimProviderManager.DecodeClaim are taken from Microsoft's SharePoint
 # API reference, not from sharepoint-cmdlets.md; they have not been run against a real farm by this
-# project. See UNCONFIRMED_SERVER_APIS in runbooklib/lab/_sharepoint_texts.py.
+# project. See UNCONFIRMED_SERVER_APIS in runbooklib/lab/sharepoint/texts.py.
 $ErrorActionPreference = 'Stop'
 
 function Get-NameIdentifier([string] $Claim) {

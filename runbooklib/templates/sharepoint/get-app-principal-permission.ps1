@@ -11,7 +11,7 @@ param(
 # GetAppPrincipalSitePermission are taken from Microsoft's SharePoint API reference, not from
 # sharepoint-cmdlets.md, and have not been run against a real farm by this project; no confirmed
 # call reads the web or site-collection right. See UNCONFIRMED_SERVER_APIS in
-# runbooklib/lab/_sharepoint_texts.py.
+# runbooklib/lab/sharepoint/texts.py.
 $ErrorActionPreference = 'Stop'
 
 $spSite = Get-SPSite -Identity $Site
