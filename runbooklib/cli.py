@@ -1,7 +1,9 @@
 """The ``runbook`` command.
 
-Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed) ·
-2 invalid input (parameters, inventory, secret references) — nothing contacted, nothing changed.
+Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed), or
+a target stayed locked by another run (nothing changed) · 2 invalid input (parameters, inventory,
+secret references) — nothing contacted, nothing changed · 130 stopped by Ctrl-C at a step boundary
+(the record is archived, marked interrupted).
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ def _archive_dir(arg: str | None) -> Path:
     return Path(arg or os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE)
 
 
+def _file_interrupted(archive: Path) -> None:
+    """Every command that touches the archive first files the runs that never finished."""
+    from .journal import file_interrupted_runs
+
+    for entry in file_interrupted_runs(archive):
+        print(f"filed run {entry.run_id} ({entry.scenario}), which never finished, as {entry.status}: "
+              f"{archive / entry.path}", file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runbook",
@@ -49,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     run_options(p_run)
     p_run.add_argument("--archive", metavar="DIR", help=f"archive directory (default ${ARCHIVE_ENV} or ./records)")
     p_run.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
+    p_run.add_argument("--lock-wait", type=float, metavar="SECONDS",
+                       help="how long to wait for a server or tenant another run is changing (default 300)")
 
     p_prep = sub.add_parser("prepare", help="write a parameterized notebook for a guided run in JupyterLab")
     run_options(p_prep)
@@ -151,7 +164,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
         plan=args.plan, ticket=args.ticket,
     )
-    outcome = execute_run(request, archive=_archive_dir(args.archive), echo=not args.quiet)
+    archive = _archive_dir(args.archive)
+    _file_interrupted(archive)
+    outcome = execute_run(request, archive=archive, echo=not args.quiet, lock_wait=args.lock_wait)
     print(outcome.summary_text())
     return outcome.exit_code
 
@@ -174,6 +189,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_archive(args: argparse.Namespace) -> int:
     from .execute import archive_guided_run
 
+    _file_interrupted(_archive_dir(args.archive))
     entry = archive_guided_run(Path(args.notebook), _archive_dir(args.archive))
     print(f"archived run {entry.run_id} ({entry.scenario}, {entry.status}) as "
           f"{_archive_dir(args.archive) / entry.path}")
@@ -183,6 +199,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from .record import Archive, read_notebook_scraps
 
+    _file_interrupted(_archive_dir(args.archive))
     archive = Archive(_archive_dir(args.archive))
     rows: list[dict[str, Any]] = []
     for entry in archive.entries():
@@ -215,6 +232,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .record import Archive
 
+    _file_interrupted(_archive_dir(args.archive))
     archive = Archive(_archive_dir(args.archive))
     problems = archive.verify()
     count = len(archive.entries()) if not problems else None

@@ -20,6 +20,8 @@ defence, but messages are built without them in the first place).
     ├── MetadataError            an S2S metadata document is unreachable or malformed
     ├── TrustError               a trust is configured in a way that cannot work
     ├── TokenError               an S2S token is malformed or fails validation
+    ├── TargetBusy               another run holds a target this run would change (exit 1, nothing changed)
+    ├── RunInterrupted           the operator stopped the run at a step boundary (Ctrl-C)
     └── ArchiveError             the audit archive is inconsistent or cannot be written
 
 Exit codes of the ``runbook`` command: :class:`InputError` → 2, any other
@@ -37,9 +39,11 @@ __all__ = [
     "InputError",
     "MetadataError",
     "RemoteError",
+    "RunInterrupted",
     "RunbookError",
     "SecretError",
     "StepFailed",
+    "TargetBusy",
     "TokenError",
     "TrustError",
 ]
@@ -173,6 +177,21 @@ class TokenError(RunbookError):
     def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
+
+
+class TargetBusy(RunbookError):
+    """Another run holds the lock of a server or tenant this run would change, for longer than
+    this run would wait; ``target`` is its inventory name, ``holder`` what the lock says of that run."""
+
+    def __init__(self, message: str, *, hint: str | None = None, target: str | None = None,
+                 holder: dict[str, object] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.target = target
+        self.holder = dict(holder or {})
+
+
+class RunInterrupted(RunbookError):
+    """The operator asked the run to stop (Ctrl-C); it stopped between two steps, never inside one."""
 
 
 class ArchiveError(RunbookError):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import InputError
 from .manifest import run_manifest
 from .record import Archive, IndexEntry, read_notebook_scraps, scrap_output, utc_iso, utc_now
+from .scrub import record_secrets, scrub_text
 from .targets import Targets, run_targets
 
 if TYPE_CHECKING:
@@ -206,6 +207,8 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130  # stopped by Ctrl-C, as a shell reports a command SIGINT ended
         return 0 if self.status in ("succeeded", "planned") else 1
 
     def summary_text(self) -> str:
@@ -235,24 +238,44 @@ class _EchoHandler(logging.Handler):
         print(redact(message), file=sys.stderr, flush=True)
 
 
-def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> RunOutcome:
-    """Execute the notebook headless and archive it, whatever happens in it."""
+def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
+                lock_wait: float | None = None) -> RunOutcome:
+    """Execute the notebook headless and archive it, whatever happens in it.
+
+    The run is journaled in the archive's staging area before the kernel starts, and papermill
+    saves the executed notebook there after every cell: a run killed on the way is filed as
+    ``interrupted`` by the next command (:func:`runbooklib.journal.file_interrupted_runs`).
+    The operator's terminal cannot cut the run short (:mod:`runbooklib.terminal`).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .journal import StagedRun
+    from .terminal import detached_from_terminal
+
     run_id = uuid.uuid4().hex[:12]
     started = utc_now()
-    run_context = {
+    run_context: dict[str, Any] = {
         "run_id": run_id,
         "started": utc_iso(started),
         "source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
         "parameters_sha256": request.parameters_sha256(),
-        # Graph writes to one tenant are serialised through a lock here, shared by every run
-        # that archives to the same place.
+        # Target locks (and Graph's tenant write lock) live here, shared by every run that
+        # archives to the same place.
         "lock_dir": str((archive / ".locks").resolve()),
     }
+    if lock_wait is not None:
+        run_context["lock_wait"] = lock_wait
     if request.mode == "apply" and request.ticket:
         run_context.update(_plan_context(Archive(archive), request))
+    staged = StagedRun.begin(archive, run_id, {
+        "scenario": request.scenario, "started": run_context["started"], "mode": request.mode,
+        "ticket": request.ticket, "source": str(request.notebook), "source_sha256": run_context["source_sha256"],
+        "parameters_sha256": run_context["parameters_sha256"],
+        "inventory": str(request.inventory) if request.inventory else None, "parameters": request.params,
+        "plan_run_id": (run_context.get("plan") or {}).get("run_id"),
+    })
+    run_context["stop_file"] = str(staged.stop_path)
     handler = _EchoHandler()
     pm_log = logging.getLogger("papermill")
     propagate = pm_log.propagate
@@ -261,38 +284,40 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True) -> Run
         pm_log.setLevel(logging.INFO)
         pm_log.propagate = False
     error: str | None = None
-    with tempfile.TemporaryDirectory(prefix="runbook-") as tmp:
-        output = Path(tmp) / "executed.ipynb"
-        try:
+    try:
+        with detached_from_terminal(on_interrupt=staged.request_stop):
             papermill.execute_notebook(
                 str(request.notebook),
-                str(output),
+                str(staged.notebook_path),
                 parameters=request.papermill_parameters(run_context),
                 kernel_name=kernel_name(),
                 log_output=echo,
                 progress_bar=False,
                 cwd=str(request.notebook.parent),
-                request_save_on_cell_execute=False,
+                # Saved after every cell and every few seconds inside one: what a crash leaves.
+                request_save_on_cell_execute=True,
+                autosave_cell_every=5,
             )
-        except PapermillExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue}"
-        except Exception as exc:  # the kernel died or could not start: still leave a record
-            error = f"{type(exc).__name__}: {exc}"
-            log.debug("notebook execution failed", exc_info=True)
-        finally:
-            pm_log.removeHandler(handler)
-            pm_log.propagate = propagate
-        notebook = _load_output(output, request.notebook)
+    except PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # the kernel died or could not start: still leave a record
+        error = f"{type(exc).__name__}: {exc}"
+        log.debug("notebook execution failed", exc_info=True)
+    finally:
+        pm_log.removeHandler(handler)
+        pm_log.propagate = propagate
+    notebook = _load_output(staged.notebook_path, request.notebook)
     scraps = read_notebook_scraps(notebook)
     if "run" not in scraps:
         _append_failure_record(notebook, request, run_context, error)
         scraps = read_notebook_scraps(notebook)
     status = (scraps.get("run") or {}).get("status") or "failed"
-    if error and status != "failed":
+    if error and status not in ("failed", "interrupted"):
         status = "failed"
-    data = _scrub(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", request.secret_values)
+    data = scrub_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", request.secret_values)
     entry = Archive(archive).add(data.encode("utf-8"), scenario=request.scenario, run_id=run_id,
                                  status=status, started=started)
+    staged.discard()
     from .secrets import redact
 
     return RunOutcome(run_id, request.scenario, status, scraps.get("changes"), archive / entry.path, entry,
@@ -337,9 +362,10 @@ def _plan_context(archive: Archive, request: RunRequest) -> dict[str, Any]:
 
 
 def _load_output(output: Path, source: Path) -> dict[str, Any]:
-    if output.exists():
+    try:
         return json.loads(output.read_text(encoding="utf-8"))
-    return json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # never written, or cut short by the kernel's death mid-save
+        return json.loads(source.read_text(encoding="utf-8"))
 
 
 def _append_failure_record(notebook: dict[str, Any], request: RunRequest, run_context: dict[str, Any],
@@ -371,18 +397,6 @@ def _append_failure_record(notebook: dict[str, Any], request: RunRequest, run_co
             scrap_output("changes", 0),
         ],
     })
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    from .secrets import redact
-
-    text = redact(text)
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if len(value) < 4:
-            continue
-        for form in {value, json.dumps(value)[1:-1]}:
-            text = text.replace(form, "********")
-    return text
 
 
 def prepare_notebook(request: RunRequest, out: Path, *, archive: Path | None = None) -> Path:
@@ -428,51 +442,8 @@ def archive_guided_run(notebook_path: Path, archive: Path) -> IndexEntry:
     if not (run.get("sha256") or {}).get("notebook"):
         raise InputError(f"{notebook_path} was not prepared by 'runbook prepare'", field="FILE.ipynb",
                          hint="Guided runs start from 'runbook prepare SCENARIO … --out FILE.ipynb'.")
-    secrets = _guided_run_secrets(notebook, str(run.get("scenario") or ""))
-    text = _scrub(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", secrets)
+    secrets = record_secrets(notebook, str(run.get("scenario") or ""))
+    text = scrub_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", secrets)
     started = dt.datetime.fromisoformat(str(run.get("started") or utc_iso(utc_now())).replace("Z", "+00:00"))
     return Archive(archive).add(text.encode("utf-8"), scenario=str(run.get("scenario") or "unknown"),
                                 run_id=str(run["run_id"]), status=str(run["status"]), started=started)
-
-
-def _guided_run_secrets(notebook: dict[str, Any], scenario: str) -> list[str]:
-    """The secret values of the run's targets, resolved here without prompting (what can be)."""
-    from .errors import RunbookError
-    from .inventory import load_inventory, load_parameters
-    from .scenarios import find_scenario
-
-    parameters = (notebook.get("metadata", {}).get("papermill") or {}).get("parameters") or {}
-    inventory = parameters.get("inventory")
-    if not inventory or not Path(inventory).is_file():
-        return []
-    try:
-        inv = load_inventory(Path(inventory))
-    except RunbookError:
-        log.warning("could not read the run's inventory %s to scrub its secrets", inventory)
-        return []
-    targets = Targets.whole(inv)
-    info = find_scenario(scenario)
-    if info is not None:
-        model = info.load().Parameters
-        try:
-            declared = load_parameters({k: v for k, v in parameters.items() if k in model.model_fields}, model,
-                                       source="the guided run's parameters")
-            targets = run_targets(declared, inv)
-        except RunbookError:
-            # Parameters the run itself refused: scrub every secret rather than guess its targets.
-            log.warning("the guided run's parameters do not name valid targets; scrubbing every inventory secret")
-    return _resolvable([secret.reference for secret in targets.secrets()])
-
-
-def _resolvable(refs: list[str]) -> list[str]:
-    from .errors import RunbookError
-    from .secrets import resolve_secret
-
-    values = []
-    for ref in refs:
-        if str(ref).strip() != "prompt":
-            try:
-                values.append(resolve_secret(ref, purpose="scrubbing the archived record", interactive=False))
-            except RunbookError:
-                continue
-    return values

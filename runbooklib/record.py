@@ -34,9 +34,12 @@ from .errors import ArchiveError
 __all__ = [
     "Archive",
     "IndexEntry",
+    "RUN_STATUSES",
     "SCRAP_MIME",
+    "STEP_SCRAP",
     "glue",
     "read_notebook_scraps",
+    "read_step_scraps",
     "sha256_bytes",
     "sha256_file",
     "utc_now",
@@ -44,6 +47,12 @@ __all__ = [
 ]
 
 SCRAP_MIME = "application/scrapbook.scrap.json+json"
+#: The scrap each step glues as it ends, so a run that never finishes still shows what it did.
+STEP_SCRAP = "step"
+#: How a recorded run can end. ``interrupted``: it stopped before it finished — the operator
+#: pressed Ctrl-C (it stopped between two steps), or it was killed, lost its power or its kernel,
+#: and the next command that touched the archive filed it.
+RUN_STATUSES = ("succeeded", "planned", "failed", "interrupted")
 SCRAP_VERSION = 1
 GENESIS = "0" * 64
 INDEX_NAME = "index.jsonl"
@@ -100,6 +109,19 @@ def read_notebook_scraps(notebook: dict[str, Any]) -> dict[str, Any]:
             if isinstance(payload, dict) and "name" in payload:
                 scraps[payload["name"]] = payload.get("data")
     return scraps
+
+
+def read_step_scraps(notebook: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every step's own scrap in the order the steps ended; a step run again keeps its last outcome."""
+    found: dict[str, dict[str, Any]] = {}
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            payload = (output.get("data") or {}).get(SCRAP_MIME)
+            if isinstance(payload, dict) and payload.get("name") == STEP_SCRAP and isinstance(payload.get("data"), dict):
+                step = payload["data"]
+                found.pop(str(step.get("id")), None)
+                found[str(step.get("id"))] = step
+    return list(found.values())
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._kernel import in_kernel
-from .errors import InputError, RunbookError, StepFailed
+from .errors import InputError, RunbookError, RunInterrupted, StepFailed
+from .locks import DEFAULT_LOCK_WAIT, TargetLocks, describe_holder, lock_targets
 from .manifest import run_manifest, user_name
-from .record import glue, utc_iso, utc_now
+from .record import STEP_SCRAP, glue, utc_iso, utc_now
 from .steps import Mode, Status, Step, StepEngine, StepResult, compare_with_plan
 from .targets import Targets, run_targets
+from .terminal import deferred_interrupt
 
 __all__ = ["Run", "Summary", "start"]
 
@@ -123,6 +125,7 @@ class Run:
         self.status: str | None = None
         self.summary: Summary | None = None
         self.shells_opened_total: dict[str, int] = {}
+        self._locks: TargetLocks | None = None
 
     # -- what steps use ------------------------------------------------------------------
     def warn(self, message: str) -> None:
@@ -159,6 +162,38 @@ class Run:
             return Path(self._context["lock_dir"])
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "s2s-runbooks" / "locks"
 
+    def _hold_locks(self) -> None:
+        """Lock every target an apply may change (plan runs change nothing and lock nothing).
+
+        Taken before the first step; taken again if a guided run carries on after a failed
+        step closed the run and let them go.
+        """
+        if self.mode != "apply" or not (self.targets.servers or self.targets.tenants):
+            return
+        if self._locks is None:
+            self._locks = TargetLocks(self._lock_dir(), lock_targets(self.targets), run_id=self.run_id,
+                                      scenario=self.scenario)
+        if self._locks.held:
+            return
+        wait = float(self._context.get("lock_wait") or DEFAULT_LOCK_WAIT)
+        self._locks.acquire(wait=wait, show=lambda text: _show(Text(text)), stop_requested=self._stop_requested)
+        for target, holder in self._locks.taken_over.items():
+            self.warn(f"the lock on {target} was left by {describe_holder(holder)}, which ended without "
+                      "releasing it; check that run's record (runbook history)")
+
+    def _stop_requested(self) -> bool:
+        """Whether the operator asked a headless run to stop (``runbook run`` leaves a file for it)."""
+        stop_file = self._context.get("stop_file")
+        return bool(stop_file) and Path(stop_file).exists()
+
+    def _interrupt(self, after: str | None) -> None:
+        self._close("interrupted")
+        where = f"after step {after}" if after else "before its first step"
+        raise RunInterrupted(f"the run was stopped at the operator's request, {where}; "
+                             f"{self.engine.changes} change(s) made",
+                             hint="Run the runbook again with the same parameters: the steps already done "
+                                  "are found as wanted and left alone.")
+
     @property
     def shells_opened(self) -> dict[str, int]:
         if self._connections is None:
@@ -172,7 +207,17 @@ class Run:
         Results are shown, not returned, so a notebook cell shows each exactly once; callers in
         Python read :attr:`results`.
         """
-        result = self.engine.run(step)
+        if self._stop_requested():
+            self._interrupt(self.engine.results[-1].id if self.engine.results else None)
+        try:
+            self._hold_locks()
+        except RunbookError as exc:
+            self.fail(exc)
+            raise
+        # A Ctrl-C inside a step would cut a keyCredentials write or a realm change in half.
+        with deferred_interrupt() as interrupt:
+            result = self.engine.run(step)
+        glue(STEP_SCRAP, result.to_scrap())  # what a run that never finishes is filed with
         plan = self._context.get("plan")
         if plan and result.status is not Status.FAILED:
             words, matches = compare_with_plan(result, plan)
@@ -181,6 +226,8 @@ class Run:
                 result.warnings.append(f"differs from the approved plan: {words}")
                 self.warn(f"step {result.id} differs from the approved plan: {words}")
         _show(result)
+        if interrupt.asked or self._stop_requested():
+            self._interrupt(result.id)
         if result.status is Status.FAILED:
             self._close("failed")
             hint = f"{result.hint} In a guided run, fix the cause, then run this cell again and carry on."
@@ -210,6 +257,8 @@ class Run:
     def _close(self, status: str) -> Summary:
         self.status = status
         self.finished = utc_now()
+        if self._locks is not None:
+            self._locks.release()
         shells = self.shells_opened
         if self._connections is not None:
             self._connections.close()
@@ -288,4 +337,12 @@ def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: st
     if run_context.get("plan_note"):
         run.warn(run_context["plan_note"])
     _show(run.header())
+    try:
+        run._hold_locks()
+    except RunInterrupted:
+        run._close("interrupted")
+        raise
+    except RunbookError as exc:
+        run.fail(exc)
+        raise
     return run
