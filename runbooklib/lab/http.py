@@ -14,6 +14,11 @@ Faults let tests and rehearsals see how the runbooks behave when a server misbeh
 the next N requests to a server can be dropped (connection closed without an answer),
 stalled (held for a while, then dropped) or answered with an error (the route decides
 what an error looks like: WinRM answers with a PowerShell error record, Graph with a 429 …).
+A fault may wait for its turn: with ``after=N`` the first N matching requests pass untouched
+and the one after them fails ("fail the Nth request to this server"); an ``error`` fault may
+ask for an HTTP ``status`` where the route has more than one kind of error (Graph: 429 or 503).
+:attr:`LabServer.requests` counts the requests a server has answered, so a test can learn how
+many an undisturbed run makes and then fail each in turn.
 They are set in-process with :meth:`LabServer.faults` or, for an estate running in the
 background, with ``POST /_lab/faults`` carrying the estate's control token.
 """
@@ -120,15 +125,17 @@ class FaultPlan:
         self._pending: list[dict] = []
 
     def add(self, kind: FaultKind, count: int = 1, *, seconds: float = 5.0, message: str | None = None,
-            path_prefix: str | None = None) -> None:
-        """Make the next ``count`` requests (optionally only under ``path_prefix``) fail as ``kind``."""
+            path_prefix: str | None = None, after: int = 0, status: int | None = None) -> None:
+        """Make the next ``count`` requests (optionally only under ``path_prefix``) fail as ``kind``,
+        once ``after`` matching requests have passed."""
         if kind not in ("drop", "stall", "error"):
             raise ValueError(f"unknown fault kind {kind!r}: use drop, stall or error")
+        _check_turn(after, status)
         with self._lock:
-            for _ in range(count):
-                self._pending.append(
-                    {"kind": kind, "seconds": seconds, "message": message, "path_prefix": path_prefix}
-                )
+            for i in range(count):
+                self._pending.append({"kind": kind, "seconds": seconds, "message": message,
+                                      "path_prefix": path_prefix, "after": after if i == 0 else 0,
+                                      "status": status})
 
     def clear(self) -> None:
         with self._lock:
@@ -139,12 +146,29 @@ class FaultPlan:
             for i, fault in enumerate(self._pending):
                 prefix = fault["path_prefix"]
                 if prefix is None or path.startswith(prefix):
+                    if _waits_its_turn(fault):
+                        return None
                     return self._pending.pop(i)
         return None
 
     def pending(self) -> list[dict]:
         with self._lock:
             return list(self._pending)
+
+
+def _check_turn(after: int, status: int | None) -> None:
+    if not isinstance(after, int) or after < 0:
+        raise ValueError(f"after must be a number of requests (0 or more), not {after!r}")
+    if status is not None and not 400 <= int(status) <= 599:
+        raise ValueError(f"status must be an HTTP error status (400-599), not {status!r}")
+
+
+def _waits_its_turn(fault: dict) -> bool:
+    """Let one more request pass a fault set ``after`` N requests; True while it does."""
+    if fault.get("after", 0) > 0:
+        fault["after"] -= 1
+        return True
+    return False
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -237,6 +261,9 @@ class LabServer:
         self.name = name
         self.scheme = scheme
         self.faults = FaultPlan()
+        #: Requests answered (or dropped) so far, control requests left out.
+        self.requests = 0
+        self._count_lock = threading.Lock()
         self._routes: list[Route] = []
         self._control_token = control_token
         context = None
@@ -284,6 +311,8 @@ class LabServer:
     def handle(self, request: Request) -> "Response | _Drop":
         if request.path == CONTROL_PATH:
             return self._control(request)
+        with self._count_lock:
+            self.requests += 1
         route = self.route_for(request.path)
         fault = self.faults.take(request.path)
         if fault is not None:
@@ -325,6 +354,8 @@ class LabServer:
                 seconds=float(spec.get("seconds", 5.0)),
                 message=spec.get("message"),
                 path_prefix=spec.get("path_prefix"),
+                after=int(spec.get("after", 0)),
+                status=int(spec["status"]) if spec.get("status") is not None else None,
             )
         except (TypeError, ValueError) as exc:
             return Response.text(str(exc), status=400)

@@ -19,6 +19,7 @@ import base64
 import binascii
 import copy
 import datetime as dt
+import json
 import logging
 import re
 import uuid
@@ -61,12 +62,9 @@ class GraphApi:
 
     def handle(self, request: Request) -> Response:
         try:
-            if request.header("x-lab-fault") or self.tenant.take_throttle():
-                raise GraphError(
-                    429, "TooManyRequests",
-                    "Too many requests have been made to the directory. Please wait and retry.",
-                    {"Retry-After": "1"},
-                )
+            fault = request.header("x-lab-fault")
+            if fault or self.tenant.take_throttle():
+                raise _busy(json.loads(fault) if fault else {})
             claims = self._authenticate(request)
             return self._route(request, claims)
         except GraphError as exc:
@@ -326,3 +324,14 @@ def _error(request: Request, exc: GraphError) -> Response:
     headers = {"request-id": request_id, "client-request-id": request.header("client-request-id") or request_id}
     headers.update(exc.headers)
     return Response.json(body, status=exc.status, headers=headers)
+
+
+def _busy(fault: dict) -> GraphError:
+    """The answer of a throttled (429) or overloaded (503) Graph, each with its Retry-After."""
+    if fault.get("status") == 503:
+        # [U] the code Graph's error reference lists for 503; the message text is the lab's own.
+        return GraphError(503, "serviceNotAvailable",
+                          "The service is temporarily unavailable. Please retry after a delay.", {"Retry-After": "1"})
+    return GraphError(429, "TooManyRequests",
+                      "Too many requests have been made to the directory. Please wait and retry.",
+                      {"Retry-After": "1"})
