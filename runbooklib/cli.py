@@ -164,10 +164,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
         plan=args.plan, ticket=args.ticket,
     )
+    from .terminal import forgiving_streams
+
     archive = _archive_dir(args.archive)
-    _file_interrupted(archive)
-    outcome = execute_run(request, archive=archive, echo=not args.quiet, lock_wait=args.lock_wait)
-    print(outcome.summary_text())
+    # Once the run has started, a terminal that went away must not change its exit code either.
+    with forgiving_streams():
+        _file_interrupted(archive)
+        outcome = execute_run(request, archive=archive, echo=not args.quiet, lock_wait=args.lock_wait)
+        print(outcome.summary_text())
+        sys.stdout.flush()
     return outcome.exit_code
 
 

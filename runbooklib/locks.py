@@ -13,6 +13,10 @@ saying which run holds the target, since when and from which host, then stops wi
 The kernel drops an ``flock`` when its process dies, however it dies: a lock left by a killed
 run is therefore never waited on. Its file still names the dead run, and the next run that
 takes the lock says so (see :attr:`TargetLocks.taken_over`).
+
+One process runs one runbook at a time: a run started in a kernel whose earlier run never
+finished (a guided user ran the Start cell again) takes that abandoned run's locks over rather
+than wait for itself.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ __all__ = ["DEFAULT_LOCK_WAIT", "LockTarget", "TargetLocks", "lock_targets"]
 DEFAULT_LOCK_WAIT = 300.0
 _POLL = 0.2
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# The lock files this process holds, and the run holding each.
+_HELD_HERE: dict[Path, TargetLocks] = {}
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,11 @@ class TargetLocks:
 
     def _take(self, target: LockTarget, deadline: float, wait: float, show: Callable[[str], None],
               stop_requested: Callable[[], bool]) -> None:
-        fh = open(self.directory / target.file_name, "a+", encoding="utf-8")
+        path = (self.directory / target.file_name).resolve()
+        abandoned = _HELD_HERE.get(path)
+        if abandoned is not None and abandoned is not self:
+            abandoned.release()
+        fh = open(path, "a+", encoding="utf-8")
         shown = False
         while True:
             try:
@@ -140,9 +150,12 @@ class TargetLocks:
                            "pid": os.getpid(), "host": socket.gethostname(), "user": user_name(),
                            "since": utc_iso(utc_now())})
         self._held.append(fh)
+        _HELD_HERE[path] = self
 
     def release(self) -> None:
         """Let go of every lock this run holds (idempotent)."""
+        for path in [p for p, holder in _HELD_HERE.items() if holder is self]:
+            del _HELD_HERE[path]
         while self._held:
             fh = self._held.pop()
             try:

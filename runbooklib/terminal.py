@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["Interrupt", "deferred_interrupt", "detached_from_terminal"]
+__all__ = ["Interrupt", "deferred_interrupt", "detached_from_terminal", "forgiving_streams"]
 
 _STOPPING = ("\nCtrl-C: the run stops after the current step and is recorded as interrupted "
              "(a step is never cut in half).\n")
@@ -69,6 +69,20 @@ class _ForgivingStream:
 
 
 @contextmanager
+def forgiving_streams() -> Iterator[None]:
+    """Within the body, writes to a stdout or stderr whose reader has gone are dropped, not raised."""
+    saved = (sys.stdout, sys.stderr)
+    if not isinstance(sys.stdout, _ForgivingStream):
+        sys.stdout = _ForgivingStream(sys.stdout, 1)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, _ForgivingStream):
+        sys.stderr = _ForgivingStream(sys.stderr, 2)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+@contextmanager
 def detached_from_terminal(on_interrupt: Callable[[], None]) -> Iterator[None]:
     """Run the body so that the terminal can only *ask* it to stop.
 
@@ -76,9 +90,6 @@ def detached_from_terminal(on_interrupt: Callable[[], None]) -> Iterator[None]:
     step boundary); later ones only repeat that the run is stopping. Signal handlers can only
     be set in the main thread; elsewhere only the streams are made forgiving.
     """
-    saved_streams = (sys.stdout, sys.stderr)
-    sys.stdout = _ForgivingStream(sys.stdout, 1)  # type: ignore[assignment]
-    sys.stderr = _ForgivingStream(sys.stderr, 2)  # type: ignore[assignment]
     saved_signals: dict[int, Any] = {}
     asked = threading.Event()
 
@@ -92,11 +103,11 @@ def detached_from_terminal(on_interrupt: Callable[[], None]) -> Iterator[None]:
         saved_signals[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
         saved_signals[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        yield
+        with forgiving_streams():
+            yield
     finally:
         for signum, handler in saved_signals.items():
             signal.signal(signum, handler)
-        sys.stdout, sys.stderr = saved_streams
 
 
 @dataclass

@@ -104,13 +104,18 @@ def test_a_run_killed_after_its_first_change_is_filed_interrupted_and_a_rerun_co
 def test_a_run_whose_stdout_is_closed_mid_apply_finishes_and_archives_a_complete_record(lab, tmp_path):
     archive = tmp_path / "records"
     run = _spawn(lab, archive)
-    assert run.stdout is not None
-    run.stdout.readline()  # the run has started talking
-    run.stdout.close()     # the terminal's reader goes away
+    assert run.stdout is not None and run.stderr is not None
+    seen = ""
+    while "changed" not in seen:  # the run's progress streams to the terminal; wait for its first change
+        line = run.stderr.readline()
+        assert line, f"the run ended before its first change: {seen}"
+        seen += line
+    run.stdout.close()     # the terminal goes away mid-apply
     run.stderr.close()
-    assert run.wait(timeout=300) == 0
+    code = run.wait(timeout=300)
     rows = _history(archive)
-    assert [r["status"] for r in rows] == ["succeeded"]
     record = scrapbook.read_notebook(rows[0]["path"]).scraps.data_dict
+    assert code == 0, record["run"]["warnings"] + [s.get("error") for s in record["steps"]]
+    assert [r["status"] for r in rows] == ["succeeded"]
     assert [s["id"] for s in record["steps"]][-1] == "sp2013-search-permission"
     assert record["changes"] > 0 and _farm_end_state(lab)["realm"] == lab.tenant.tenant_id
