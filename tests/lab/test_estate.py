@@ -246,12 +246,17 @@ def test_faults_through_the_control_endpoint(clean_estate, connections):
     assert connections.invoke("sp-a", "Get-SPFarm").output
 
 
+def _wrong(token: str) -> str:
+    """The token with its last character changed (a random token may already end in "x")."""
+    return token[:-1] + ("y" if token.endswith("x") else "x")
+
+
 def test_control_endpoint_refuses_a_wrong_token(estate):
     port = estate.ports["sp-a"]
     request = urllib.request.Request(
         f"https://127.0.0.1:{port}{CONTROL_PATH}", method="POST",
         data=json.dumps({"kind": "drop", "count": 5}).encode(),
-        headers={CONTROL_HEADER: estate.control_token()[:-1] + "x", "Content-Type": "application/json"},
+        headers={CONTROL_HEADER: _wrong(estate.control_token()), "Content-Type": "application/json"},
     )
     context = ssl.create_default_context(cafile=str(estate.ca_bundle))
     with pytest.raises(urllib.error.HTTPError) as refused:
