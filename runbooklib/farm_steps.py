@@ -52,14 +52,14 @@ def app_principal_step(step_id: str, title: str, *, farm: FarmOf, site: ValueOf,
     def check(ctx: Any) -> Check:
         nid, name, url = name_identifier(ctx), display_name(ctx), site(ctx)
         found = farm(ctx).app_principal(url, nid)
-        if found is None:
-            changes = [f"register app principal {nid} as '{name}'"]
-        elif found.display_name != name:
-            changes = [f"register app principal {nid} again as '{name}' (now '{found.display_name}')"]
-        else:
-            changes = []
+        changes = [f"register app principal {nid} as '{name}'"] if found is None else []
+        # The display name is a label: a principal registered under another one (an earlier
+        # "SharePoint" for "SharePoint Online") is the same registration, so it is left as it is.
+        warnings = ([f"app principal {nid} is registered as '{found.display_name}', not '{name}'; the "
+                     "registration is what counts, so it is kept as it is"]
+                    if found is not None and found.display_name != name else [])
         return Check(found=f"registered as '{found.display_name}'" if found else f"{nid} not registered",
-                     wanted=f"{nid} registered as '{name}' on {url}", changes=changes,
+                     wanted=f"{nid} registered on {url}", changes=changes, warnings=warnings,
                      evidence={"name_identifier": nid})
 
     def apply(ctx: Any, found: Check) -> list[str]:
@@ -70,7 +70,7 @@ def app_principal_step(step_id: str, title: str, *, farm: FarmOf, site: ValueOf,
     def verify(ctx: Any, found: Check) -> Proof:
         nid = name_identifier(ctx)
         principal = farm(ctx).app_principal(site(ctx), nid)
-        return Proof(ok=principal is not None and principal.display_name == display_name(ctx),
+        return Proof(ok=principal is not None,
                      text=f"Get-SPAppPrincipal: {principal.display_name} ({principal.name_identifier})" if principal
                      else f"Get-SPAppPrincipal finds no {nid}",
                      hint="Register it with Register-SPAppPrincipal on the web application's root web.")
@@ -79,32 +79,41 @@ def app_principal_step(step_id: str, title: str, *, farm: FarmOf, site: ValueOf,
 
 
 def realm_step(step_id: str, title: str, *, farm: FarmOf, realm: ValueOf, realm_change: ValueOf,
-               realm_named: str = "tenant id") -> Step:
+               realm_named: str = "tenant id", site: ValueOf | None = None) -> Step:
     """A step that sets ``farm``'s authentication realm to ``realm``.
 
     With ``realm_change(ctx) == "reregister"`` it first moves the issuers and app principals the
-    change would strand (:func:`~runbooklib.sharepoint_trust.realm_impact`). ``realm_named`` is
+    change would strand (:func:`~runbooklib.sharepoint_trust.realm_impact`) and, after the change,
+    pairs Workflow Manager again (``Register-SPWorkflowService -Force`` with ``site(ctx)``, a site
+    collection of the farm; without ``site`` the pairing is not looked at). ``realm_named`` is
     what the wanted realm is, in the texts (and, with ``_`` for spaces, its evidence key).
     """
     key = realm_named.replace(" ", "_")
 
+    def impact_of(ctx: Any, target: Farm, current: str, wanted: str, **kwargs: Any) -> RealmImpact:
+        return realm_impact(target, current, wanted, site=site(ctx) if site else None, **kwargs)
+
     def check(ctx: Any) -> Check:
         wanted, target = realm(ctx), farm(ctx)
         current = target.realm()
-        impact = realm_impact(target, current, wanted)
+        impact = impact_of(ctx, target, current, wanted)
         changes: list[str] = []
         if realm_change(ctx) == "reregister":
-            # The order apply follows: principals, then issuers, then the realm.
+            # The order apply follows: principals, then issuers, then the realm, then Workflow Manager.
             changes += [f"re-register {item} under realm {wanted}" for item in
                         RealmImpact(principals=impact.principals).describe()
                         + RealmImpact(issuers=impact.issuers).describe()]
         if current != wanted:
             changes.append(f"change the farm realm from {current} to {wanted}")
+        if realm_change(ctx) == "reregister" and impact.workflow is not None:
+            changes.append(f"pair Workflow Manager again: Register-SPWorkflowService -SPSite {site(ctx) if site else ''} "
+                           f"-WorkflowHostUri {impact.workflow.host_uri} -Force")
         return Check(found=f"realm {current}" + (f"; {len(impact.describe())} registration(s) under an old realm"
                                                 if impact else ""),
                      wanted=f"realm {wanted} (the {realm_named})", changes=changes,
                      evidence={"realm_before": current, key: wanted, "old_realms": sorted(impact.old_realms),
-                               "under_old_realm": impact.describe()},
+                               "under_old_realm": impact.describe(),
+                               "workflow_host_uri": impact.workflow.host_uri if impact.workflow else None},
                      data=impact)
 
     def apply(ctx: Any, found: Check) -> list[str]:
@@ -126,24 +135,34 @@ def realm_step(step_id: str, title: str, *, farm: FarmOf, realm: ValueOf, realm_
         if before != wanted:
             target.set_realm(wanted)
             made.append(f"changed the farm realm from {before} to {wanted}")
+        # Workflow Manager learns the farm's realm when it is paired: pair it again after the change.
+        if realm_change(ctx) == "reregister" and impact.workflow is not None and site is not None:
+            target.register_workflow_service(site(ctx), impact.workflow.host_uri)
+            made.append(f"ran Register-SPWorkflowService -SPSite {site(ctx)} -WorkflowHostUri "
+                        f"{impact.workflow.host_uri} -Force")
         return made
 
     def verify(ctx: Any, found: Check) -> Proof:
         wanted, target = realm(ctx), farm(ctx)
         current = target.realm()
         ok = current == wanted
-        evidence: dict[str, Any] = {"farm_realm": current, key: wanted}
+        evidence: dict[str, Any] = {"farm_realm": current}
+        evidence[key] = wanted
         text = f"Get-SPAuthenticationRealm = {current}; {realm_named} = {wanted}"
         if ok and realm_change(ctx) == "reregister":
             old = set(found.evidence.get("old_realms", []))
-            left = realm_impact(target, current, wanted, old_realms=old)
+            left = impact_of(ctx, target, current, wanted, old_realms=old)
             evidence["still_under_old_realm"] = left.describe()
             if left:
                 ok = False
                 text += f"; still under an old realm: {'; '.join(left.describe())}"
             elif old:
                 text += ("; every issuer and app principal of the old realm is registered under the new one, "
-                         "with its rights")
+                         "with its rights, on the web it was granted on")
+            paired = found.evidence.get("workflow_host_uri")
+            if ok and paired:
+                text += (f"; Workflow Manager at {paired} paired again under {wanted} "
+                         "(Register-SPWorkflowService -Force)")
         return Proof(ok=ok, text=text, evidence=evidence,
                      hint=f"Set-SPAuthenticationRealm -Realm <{realm_named}>, then re-register what the old realm "
                           "held (run again with realm_change: reregister).")

@@ -26,9 +26,12 @@ __all__ = [
     "SHAREPOINT_SHELL",
     "ServiceProxy",
     "SharePointShell",
+    "SiteScan",
     "StsCertificate",
     "TrustedIssuer",
+    "UnreadableSite",
     "WindowsAuthentication",
+    "WorkflowService",
     "ensure_sharepoint_shell",
     "version_name",
 ]
@@ -119,11 +122,16 @@ class TrustedIssuer:
 
 @dataclass(frozen=True)
 class AppPrincipal:
-    """An app principal registered on a site (``<client id>@<realm>``)."""
+    """An app principal registered on a site (``<client id>@<realm>``).
+
+    ``web``: a sub-web of ``site`` (its full URL) the principal holds a right of its own on;
+    empty for the site collection's root web.
+    """
 
     name_identifier: str
     display_name: str
     site: str = ""
+    web: str = ""
 
     @property
     def realm(self) -> str:
@@ -132,6 +140,31 @@ class AppPrincipal:
     @property
     def client_id(self) -> str:
         return self.name_identifier.rpartition("@")[0].lower()
+
+
+@dataclass(frozen=True)
+class UnreadableSite:
+    """A site collection the app-principal scan could not read, and the product's message."""
+
+    site: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SiteScan:
+    """Every site collection's app principals (one entry per web holding a right of its own),
+    and the site collections that could not be read."""
+
+    principals: list[AppPrincipal]
+    unreadable: list[UnreadableSite]
+
+
+@dataclass(frozen=True)
+class WorkflowService:
+    """The farm's pairing with Workflow Manager (its Workflow Service Application Proxy)."""
+
+    proxy: str
+    host_uri: str
 
 
 @dataclass(frozen=True)
@@ -157,6 +190,14 @@ def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePo
 _RIGHT_SCOPES = (("Site", "Web"), ("SiteCollection", "SiteCollection"), ("SiteSubscription", "SiteSubscription"))
 
 
+def _is_access_denied(error: Any) -> bool:
+    """An error record that means "you may not", not "there is none": PermissionDenied,
+    .NET's access-denied text, or SharePoint's "Cannot access the local farm" (the double hop)."""
+    text = as_text(getattr(error, "message", "")).lower()
+    return (as_text(getattr(error, "category", "")) == "PermissionDenied" or "access is denied" in text
+            or "access denied" in text or "cannot access the local farm" in text)
+
+
 class Farm(ProductClient):
     """Typed operations on one farm through its remote session."""
 
@@ -175,8 +216,31 @@ class Farm(ProductClient):
         return as_text(farm[0].get("BuildVersion"))
 
     def web_application_exists(self, url: str) -> bool:
-        result = self._invoke("Get-SPWebApplication", {"Identity": url, "ErrorAction": "SilentlyContinue"})
-        return bool(result.output)
+        """Whether the farm has a web application at ``url``.
+
+        Not found is the only "no": the error records are read rather than silenced, because
+        ``-ErrorAction SilentlyContinue`` would turn access denied (a missing grant, or the second
+        hop to SQL Server) into "no web application". Those raise :class:`RemoteError` with their fix.
+        """
+        result = self._invoke("Get-SPWebApplication", {"Identity": url})
+        if result.output:
+            return True
+        for error in result.errors:
+            if _is_access_denied(error):
+                raise RemoteError(
+                    f"{self.name}: access to the web application {url} was denied: {error.message}",
+                    hint=("The runbook's account can reach the farm but may not read this web application. Make "
+                          "it a farm administrator with SharePoint_Shell_Access on the configuration and content "
+                          "databases (Add-SPShellAdmin), and connect with CredSSP or Kerberos delegation so the "
+                          "second hop to SQL Server carries its credentials; then run again. Nothing was changed."),
+                    target=self.name, cmdlet="Get-SPWebApplication", reason=error.message,
+                    error_id=error.error_id, category=error.category)
+            if error.category != "ObjectNotFound":
+                raise RemoteError(f"{self.name}: Get-SPWebApplication {url} failed: {error.message}",
+                                  hint="Run Get-SPWebApplication on the farm to see why; then run again.",
+                                  target=self.name, cmdlet="Get-SPWebApplication", reason=error.message,
+                                  error_id=error.error_id, category=error.category)
+        return False
 
     def windows_authentication(self, url: str, zone: str) -> WindowsAuthentication | None:
         """The zone's Windows provider, or None for a zone without one (forms, SAML or classic mode)."""
@@ -240,10 +304,37 @@ class Farm(ProductClient):
             return AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")))
         return None
 
-    def app_principals(self) -> list[AppPrincipal]:
-        """Every app principal known to any site collection of the farm."""
-        return [AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")), as_text(p.get("Site")))
-                for p in self._template("sharepoint/get-all-site-app-principals")]
+    def app_principals(self) -> SiteScan:
+        """Every app principal known to any site collection of the farm, one entry per web it holds
+        a right of its own on; a site collection that cannot be read is reported, not fatal."""
+        principals, unreadable = [], []
+        for row in self._template("sharepoint/get-all-site-app-principals"):
+            if as_text(row.get("Error")):
+                unreadable.append(UnreadableSite(as_text(row.get("Site")), as_text(row.get("Error"))))
+            elif row.get("External") is None or as_bool(row.get("External")):
+                # A SharePoint-hosted add-in (internal) trusts no issuer: a realm change leaves it working.
+                principals.append(AppPrincipal(as_text(row.get("NameIdentifier")), as_text(row.get("DisplayName")),
+                                               as_text(row.get("Site")), as_text(row.get("Web"))))
+        return SiteScan(principals, unreadable)
+
+    def partner_metadata(self, url: str) -> str:
+        """The JSON metadata document at ``url`` as the farm server itself downloads it (its
+        proxy, its TLS settings), as text. Raises :class:`RemoteError` with .NET's reason."""
+        found = self._template("sharepoint/get-partner-metadata", Url=url)
+        return as_text(found[-1].get("Content")) if found else ""
+
+    def workflow_service(self, site: str) -> WorkflowService | None:
+        """The farm's Workflow Manager pairing, or None when it has none."""
+        for row in self._template("sharepoint/get-workflow-service", Site=site):
+            return WorkflowService(as_text(row.get("Name")), as_text(row.get("WorkflowHostUri")))
+        return None
+
+    def register_workflow_service(self, site: str, host_uri: str) -> None:
+        """Pair the farm with Workflow Manager again under its current realm (KB 4010011)."""
+        params: dict[str, Any] = {"SPSite": site, "WorkflowHostUri": host_uri, "Force": True}
+        if host_uri.lower().startswith("http://"):
+            params["AllowOAuthHttp"] = True
+        self._run("Register-SPWorkflowService", **params)
 
     def proxies(self) -> list[ServiceProxy]:
         return [
@@ -263,15 +354,22 @@ class Farm(ProductClient):
         p = found[-1]
         return AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")))
 
-    def app_principal_permissions(self, site: str, name_identifier: str) -> dict[str, Any]:
-        found = self._template("sharepoint/get-app-principal-permission", Site=site, NameIdentifier=name_identifier)
+    def app_principal_permissions(self, site: str, name_identifier: str, *, web: str = "") -> dict[str, Any]:
+        """The principal's rights read on ``site``'s root web, or on its sub-web ``web``."""
+        params: dict[str, Any] = {"Site": site, "NameIdentifier": name_identifier}
+        if web:
+            params["Web"] = web
+        found = self._template("sharepoint/get-app-principal-permission", **params)
         return dict(found[0]) if found else {}
 
     def set_app_principal_permission(self, site: str, name_identifier: str, *, scope: str, right: str,
-                                     app_only: bool = False) -> None:
+                                     app_only: bool = False, web: str = "") -> None:
+        """Grant ``right`` at ``scope`` on ``site``'s root web, or on its sub-web ``web``."""
         params: dict[str, Any] = {"Site": site, "NameIdentifier": name_identifier, "Scope": scope, "Right": right}
         if app_only:
             params["EnableAppOnlyPolicy"] = True
+        if web:
+            params["Web"] = web
         self._template("sharepoint/set-app-principal-permission", **params)
 
     def move_issuer_to_realm(self, name: str, realm: str) -> TrustedIssuer:
@@ -284,7 +382,7 @@ class Farm(ProductClient):
     def rights(self, principal: AppPrincipal) -> dict[str, str]:
         """What ``principal`` may do on its site: right per scope (Site, SiteCollection,
         SiteSubscription) and ``AppOnly`` ('True'/'False'); scopes without a right are left out."""
-        found = self.app_principal_permissions(principal.site, principal.name_identifier)
+        found = self.app_principal_permissions(principal.site, principal.name_identifier, web=principal.web)
         rights = {scope: as_text(found.get(key)) for scope, key in _RIGHT_SCOPES
                   if as_text(found.get(key)) and as_text(found.get(key)).lower() != "none"}
         if rights:
@@ -292,20 +390,22 @@ class Farm(ProductClient):
         return rights
 
     def move_app_principal_to_realm(self, principal: AppPrincipal, realm: str) -> list[str]:
-        """Register ``<client id>@<realm>`` beside ``principal`` with the same name and rights.
+        """Register ``<client id>@<realm>`` beside ``principal`` with the same name and rights, on the
+        same web (a sub-web grant is granted again on that sub-web, not on the root web).
 
         Registering and granting again is harmless, so a move that stopped half-way is simply
         done again. Returns the rights granted, in words.
         """
         rights = self.rights(principal)
-        moved = AppPrincipal(f"{principal.client_id}@{realm}", principal.display_name, principal.site)
+        moved = AppPrincipal(f"{principal.client_id}@{realm}", principal.display_name, principal.site, principal.web)
         self.register_app_principal(moved.site, moved.name_identifier, moved.display_name)
         granted = []
         for scope, _ in _RIGHT_SCOPES:
             if scope in rights:
                 self.set_app_principal_permission(moved.site, moved.name_identifier, scope=scope,
-                                                  right=rights[scope], app_only=rights.get("AppOnly") == "True")
-                granted.append(f"{rights[scope]} at {scope}")
+                                                  right=rights[scope], app_only=rights.get("AppOnly") == "True",
+                                                  web=moved.web)
+                granted.append(f"{rights[scope]} at {scope}" + (f" on {moved.web}" if moved.web else ""))
         return granted
 
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:

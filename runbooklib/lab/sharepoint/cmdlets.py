@@ -28,6 +28,7 @@ from ..powershell import (
 from ..winrm.api import (
     CommandTable,
     DeserializedObject,
+    ErrorSpec,
     Invocation,
     ParamSpec,
     PSObj,
@@ -36,7 +37,7 @@ from ..winrm.api import (
 from . import objects as O
 from . import texts as T
 from .operations import FarmOperations, confirm_if_prompting, sp_error
-from .state import FarmStore
+from .state import FarmStore, pair_workflow
 
 __all__ = ["CMDLETS", "Cmdlet", "declare_powershell_source", "register_cmdlets"]
 
@@ -124,6 +125,10 @@ def get_web_application(ops: FarmOperations, inv: Invocation) -> None:
             inv.write_error(sp_error("Get-SPWebApplication", T.web_application_not_found(str(value)),
                                      category="ObjectNotFound", target=str(value)))
             return
+        if not wa.get("readable", True):
+            inv.write_error(sp_error("Get-SPWebApplication", T.ACCESS_IS_DENIED, category="PermissionDenied",
+                                     exception=T.ACCESS_DENIED_EXCEPTION, target=str(value)))
+            return
         inv.write_output(O.web_app_obj(state, wa))
 
 
@@ -201,9 +206,13 @@ def register_app_principal(ops: FarmOperations, inv: Invocation) -> None:
 def get_app_principal(ops: FarmOperations, inv: Invocation) -> None:
     with ops.store.view() as state:
         ops.resolve_web(state, inv.param("Site"))
-        principal = ops.find_principal(state, str(inv.param("NameIdentifier")))
-        if principal is not None:  # [U] an unknown NameIdentifier returns nothing
+        name_identifier = str(inv.param("NameIdentifier"))
+        principal = ops.find_principal(state, name_identifier)
+        if principal is not None:
             inv.write_output(O.app_principal_obj(principal))
+        elif T.GET_APP_PRINCIPAL_UNKNOWN_WRITES_ERROR:
+            inv.write_error(sp_error("Get-SPAppPrincipal", T.app_principal_not_registered(name_identifier),
+                                     category="ObjectNotFound", target=name_identifier))
 
 
 def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
@@ -217,6 +226,29 @@ def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
     right = enum_value("Right", inv.param("Right"), T.PERMISSION_RIGHTS, T.T_RIGHT_ENUM)
     ops.set_permission(value.properties["NameIdentifier"], inv.param("Site"), scope, right,
                        bool(inv.param("EnableAppOnlyPolicy", False)))
+
+
+def register_workflow_service(ops: FarmOperations, inv: Invocation) -> None:
+    cmd = "Register-SPWorkflowService"
+    host_uri = str(inv.param("WorkflowHostUri"))
+    site_value = inv.param("SPSite")
+    if isinstance(site_value, DeserializedObject):
+        raise refuse_non_live("SPSite", site_value, "Microsoft.SharePoint.PowerShell.SPSitePipeBind")
+
+    def fail(message: str, category: str = "InvalidData") -> TerminatingError:
+        return TerminatingError(ErrorSpec(message, f"{T.WORKFLOW_FQID_PREFIX}.{T.CMDLET_CLASSES[cmd]}", category,
+                                          "System.InvalidOperationException", host_uri))
+
+    if host_uri.lower().startswith("http://") and not inv.param("AllowOAuthHttp", False):
+        raise fail(T.workflow_http_without_allow(host_uri))
+    with ops.store.change() as state:
+        found = ops.find_site(state, site_value, exact=True)
+        if found is None:
+            raise TerminatingError(sp_error("Get-SPSite", T.site_not_found(str(site_value)),
+                                            exception="Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException"))
+        if state.get("workflow") and not inv.param("Force", False):
+            raise fail(T.workflow_already_registered(state["workflow"]["host_uri"]))
+        pair_workflow(state, host_uri, found[1]["url"])  # under the farm's realm as it is now
 
 
 def get_proxy(ops: FarmOperations, inv: Invocation) -> None:
@@ -359,6 +391,9 @@ CMDLETS: tuple[Cmdlet, ...] = (
     Cmdlet("Set-SPAppPrincipalPermission", {
         "AppPrincipal": P(), "Site": MANDATORY, "Scope": MANDATORY, "Right": MANDATORY,
         "EnableAppOnlyPolicy": SWITCH}, set_app_principal_permission),
+    Cmdlet("Register-SPWorkflowService", {
+        "SPSite": MANDATORY, "WorkflowHostUri": MANDATORY, "AllowOAuthHttp": SWITCH, "Force": SWITCH,
+        "PartitionMode": SWITCH, "ScopeName": P()}, register_workflow_service),
     Cmdlet("Get-SPServiceApplicationProxy", {"Identity": P(position=0)}, get_proxy),
     Cmdlet("Remove-SPServiceApplicationProxy", {
         "Identity": P(mandatory=True, position=0), "RemoveData": SWITCH}, remove_proxy),

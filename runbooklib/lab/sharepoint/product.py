@@ -29,6 +29,7 @@ class SharePointProduct:
         WinRMEndpoint(server_name=host.name, commands=component.commands,
                       accounts={LAB_USER: host.password()}).mount(server)
         component.mount_web(server)
+        component.reach_out_through(server)
 
     def reset_offline(self, host: Host) -> None:
         if self._state_path(host).exists():

@@ -14,10 +14,12 @@ cmdlet its script calls, as a real farm would. The load template is what loads i
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any, Callable
 
 from cryptography import x509
 
+from ..metadata_download import FetchFailed
 from ..powershell import not_empty, throw, validate_set
 from ..winrm.api import (
     CommandTable,
@@ -31,9 +33,9 @@ from ..winrm.api import (
 )
 from . import objects as O
 from . import texts as T
-from .operations import FarmOperations, sp_error
+from .operations import FarmOperations, norm_url, sp_error
 
-__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
+__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATE_PARAMETERS", "TEMPLATE_VERSIONS", "register_templates"]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
 
@@ -48,8 +50,8 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/set-oauth-over-http": {"Enabled": M},
     "sharepoint/register-app-principal": {"Site": M, "NameIdentifier": M, "DisplayName": M},
     "sharepoint/set-app-principal-permission": {"Site": M, "NameIdentifier": M, "Scope": M, "Right": M,
-                                                "EnableAppOnlyPolicy": S},
-    "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M},
+                                                "EnableAppOnlyPolicy": S, "Web": O_},
+    "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M, "Web": O_},
     "sharepoint/get-all-site-app-principals": {},
     "sharepoint/get-proxy-group-membership": {},
     "sharepoint/new-trusted-issuer-from-certificate": {"Name": M, "CertificateRawData": M,
@@ -59,6 +61,18 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/get-trusted-issuers": {"Name": O_},
     "sharepoint/get-trusted-root-authorities": {},
     "sharepoint/move-issuer-to-realm": {"Name": M, "Realm": M},
+    "sharepoint/get-partner-metadata": {"Url": M},
+    "sharepoint/get-workflow-service": {"Site": M},
+}
+
+# Template name → the version on its first line, where it is not 1 (the runbooks send the
+# version; a server answers only the one it knows).
+TEMPLATE_VERSIONS: dict[str, int] = {
+    "sharepoint/register-app-principal": 2,
+    "sharepoint/set-app-principal-permission": 2,
+    "sharepoint/get-app-principal-permission": 2,
+    "sharepoint/get-all-site-app-principals": 2,
+    "sharepoint/get-proxy-group-membership": 2,
 }
 
 
@@ -85,11 +99,24 @@ def _certificate_from_bytes(value: Any) -> x509.Certificate:
                 "System.Management.Automation.MethodInvocationException")) from None
 
 
-def _site_app_principals(state: dict, site_url: str) -> list[dict]:
+def _site_app_principals(state: dict, site: dict) -> list[dict]:
     """What ``$rootWeb.GetSiteAppPrincipals()`` lists for a site collection [U]: principals registered
-    on it or granted on it, and those granted at the SiteSubscription scope."""
+    on it or granted on it or on one of its webs, and those granted at the SiteSubscription scope."""
+    targets = {site["url"], "subscription", *(w["url"] for w in site.get("webs", []))}
     return [p for p in state["app_principals"]
-            if p.get("web_url") == site_url or any(g["target"] in (site_url, "subscription") for g in p["permissions"])]
+            if p.get("web_url") == site["url"] or any(g["target"] in targets for g in p["permissions"])]
+
+
+def _scan_row(principal: dict) -> dict[str, Any]:
+    """One principal as the scan template lists it (its claim decoded, internal or external)."""
+    claim = T.encoded_app_claim(principal["name_identifier"], internal=principal.get("internal", False))
+    return {"DisplayName": principal["display_name"], "NameIdentifier": _name_identifier_of(claim),
+            "External": "|ms.sp.int|" not in claim, "Error": None}
+
+
+def _web_right(principal: dict, web_url: str) -> str:
+    hit = next((g for g in principal.get("permissions", []) if g["scope"] == "Site" and g["target"] == web_url), None)
+    return hit["right"] if hit else T.NO_PERMISSION
 
 
 def _name_identifier_of(claim: str) -> str:
@@ -148,10 +175,28 @@ def set_oauth_over_http(ops: FarmOperations, inv: Invocation) -> None:
 
 def register_app_principal(ops: FarmOperations, inv: Invocation) -> None:
     web = _root_web_of(ops, inv.param("Site"))
-    principal, changed = ops.register_app_principal(web, str(inv.param("NameIdentifier")),
-                                                    str(inv.param("DisplayName")))
+    name_identifier = str(inv.param("NameIdentifier"))
+    with ops.store.view() as state:  # Get-SPAppPrincipal -ErrorAction SilentlyContinue
+        existing = ops.find_principal(state, name_identifier)
+    if existing is not None:
+        principal, changed = O.app_principal_obj(existing), False  # as it is, whatever its display name
+    else:
+        principal, changed = ops.register_app_principal(web, name_identifier, str(inv.param("DisplayName")))
     principal.properties["Changed"] = changed  # Add-Member -NotePropertyName Changed
     inv.write_output(principal)
+
+
+def _web_of(ops: FarmOperations, inv: Invocation) -> PSObj:
+    """``$spSite.RootWeb``, or ``$spSite.OpenWeb(<path of $Web>)`` when the template's ``Web`` is given."""
+    root = _root_web_of(ops, inv.param("Site"))
+    wanted = inv.param("Web", None)
+    if not wanted:
+        return root
+    with ops.store.view() as state:
+        _, site, web = ops.find_web(state, wanted)
+        if norm_url(site["url"]) != norm_url(root.properties["Url"]):
+            raise throw(T.web_not_found(str(wanted)))  # OpenWeb on another site collection's path
+        return O.web_obj(web)
 
 
 def _live_principal(ops: FarmOperations, name_identifier: str) -> PSObj:
@@ -165,7 +210,7 @@ def _live_principal(ops: FarmOperations, name_identifier: str) -> PSObj:
 def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
     scope = validate_set("Scope", inv.param("Scope"), T.PERMISSION_SCOPES)
     right = validate_set("Right", inv.param("Right"), T.PERMISSION_RIGHTS)
-    web = _root_web_of(ops, inv.param("Site"))
+    web = _web_of(ops, inv)
     principal = _live_principal(ops, str(inv.param("NameIdentifier")))
     app_only = bool(inv.param("EnableAppOnlyPolicy", False))
     ops.set_permission(principal.properties["NameIdentifier"], web, scope, right, app_only)
@@ -175,7 +220,7 @@ def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
 
 
 def get_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
-    web = _root_web_of(ops, inv.param("Site"))
+    web = _web_of(ops, inv)
     principal = _live_principal(ops, str(inv.param("NameIdentifier")))
     with ops.store.view() as state:
         record = ops.find_principal(state, principal.properties["NameIdentifier"]) or {}
@@ -198,13 +243,23 @@ def get_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
 
 def get_all_site_app_principals(ops: FarmOperations, inv: Invocation) -> None:
     # Get-SPSite -Limit All: every site collection of every content web application, in order.
+    rows: list[dict[str, Any]] = []
     with ops.store.view() as state:
-        rows = [(site["url"], dict(p)) for wa in state["web_apps"] for site in wa["sites"]
-                for p in _site_app_principals(state, site["url"])]
-    for site_url, principal in rows:
-        claim = T.encoded_app_claim(principal["name_identifier"])
-        inv.write_output(O.custom({"Site": site_url, "DisplayName": principal["display_name"],
-                                   "NameIdentifier": _name_identifier_of(claim)}))
+        for wa in state["web_apps"]:
+            for site in wa["sites"]:
+                if site.get("unreadable"):  # the catch block: one row with the error, and on
+                    rows.append({"Site": site["url"], "Web": "", "DisplayName": None, "NameIdentifier": None,
+                                 "External": None, "Error": T.site_unreadable(site["url"])})
+                    continue
+                principals = _site_app_principals(state, site)
+                for p in principals:
+                    rows.append({"Site": site["url"], "Web": "", **_scan_row(p)})
+                for web in site.get("webs", []):  # $spSite.AllWebs, the root web skipped
+                    for p in principals:
+                        if _web_right(p, web["url"]) != T.NO_PERMISSION:
+                            rows.append({"Site": site["url"], "Web": web["url"], **_scan_row(p)})
+    for row in rows:
+        inv.write_output(O.custom(row))
 
 
 def get_proxy_group_membership(ops: FarmOperations, inv: Invocation) -> None:
@@ -219,6 +274,26 @@ def get_proxy_group_membership(ops: FarmOperations, inv: Invocation) -> None:
             "MetadataEndpointUri": proxy["metadata_endpoint_uri"],
             "InDefaultGroup": proxy["in_default_group"],
         }))
+
+
+def get_partner_metadata(ops: FarmOperations, inv: Invocation) -> None:
+    url = not_empty("Url", inv.param("Url"))
+    try:
+        document = ops.fetch_document(url)  # WebClient.DownloadString, from this server's network
+    except FetchFailed as exc:
+        raise TerminatingError(ErrorSpec(
+            f'Exception calling "DownloadString" with "1" argument(s): "{exc}"', "WebException",
+            "NotSpecified", "System.Management.Automation.MethodInvocationException")) from None
+    inv.write_output(O.custom({"Url": url, "Content": json.dumps(document)}))
+
+
+def get_workflow_service(ops: FarmOperations, inv: Invocation) -> None:
+    with ops.store.view() as state:
+        proxy = next((dict(p) for p in state["proxies"] if p["type_name"] == T.WORKFLOW_PROXY_TYPE_NAME), None)
+    if proxy is None:
+        return
+    _root_web_of(ops, inv.param("Site"))  # Get-SPSite -Identity $Site
+    inv.write_output(O.custom({"Name": proxy["name"], "WorkflowHostUri": proxy.get("workflow_host_uri") or ""}))
 
 
 def new_trusted_issuer_from_certificate(ops: FarmOperations, inv: Invocation) -> None:
@@ -325,6 +400,8 @@ TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
     "sharepoint/get-trusted-issuers": get_trusted_issuers,
     "sharepoint/move-issuer-to-realm": move_issuer_to_realm,
     "sharepoint/get-trusted-root-authorities": get_trusted_root_authorities,
+    "sharepoint/get-partner-metadata": get_partner_metadata,
+    "sharepoint/get-workflow-service": get_workflow_service,
 }
 
 
@@ -334,5 +411,6 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
         _, source = T.powershell_source(state["version"])
     for name, handler in TEMPLATES.items():
         # The load template has no source: it is what loads it.
-        table.template(name, 1, TEMPLATE_PARAMETERS[name], source=None if name == LOAD_TEMPLATE else source)(
+        table.template(name, TEMPLATE_VERSIONS.get(name, 1), TEMPLATE_PARAMETERS[name],
+                       source=None if name == LOAD_TEMPLATE else source)(
             functools.partial(handler, ops))
