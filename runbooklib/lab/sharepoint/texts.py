@@ -397,6 +397,12 @@ def site_unreadable(url: str) -> str:
     return f"Cannot open the site collection {url}: {ACCESS_IS_DENIED}"
 
 
+# Moving a high-trust add-in's issuer to the new realm. [C] KB 4010011's script creates a new issuer
+# under the new realm (same certificate) and removes the old one. [U] that renaming it in place
+# with Set-SPTrustedSecurityTokenIssuer -Certificate … -RegisteredIssuerName … (what the template
+# move-issuer-to-realm does) has the same effect; the lab accepts it as if it did.
+RENAME_ISSUER_IN_PLACE = "unconfirmed"
+
 # Workflow Manager. [C] Register-SPWorkflowService -SPSite <SPSitePipeBind> -WorkflowHostUri <String>
 # [-AllowOAuthHttp] [-Force] [-PartitionMode] [-ScopeName]; KB 4010011 re-runs it with -Force after a
 # realm change. [U] the proxy's type and TypeName, that GetWorkflowServiceAddress gives the host it
