@@ -93,13 +93,27 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
             dicts = _dict_keys_by_name(function)
             for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
                 kind = _CALLS.get(_called_name(call))
-                if kind is None or function.name in _CALLS:
-                    continue  # not a template call, or the helper's own body forwarding its arguments
+                if kind is None or function.name in _CALLS or _forwards_own_name(call):
+                    continue  # not a template call, or a helper's own body forwarding its arguments
                 where = f"{path.name}:{call.lineno}"
                 name = _string(call.args[0] if call.args else None, constants, where)
                 names = _keyword_names(call, dicts, where) if kind == "keywords" else _dict_names(call, dicts, where)
                 bindings.setdefault(name, set()).update(names)
+        # A shell loader (``ShellLoader(template=NAME, …)``) runs its template with no parameters.
+        for call in (n for n in ast.walk(module) if isinstance(n, ast.Call)):
+            for keyword in call.keywords:
+                if keyword.arg == "template":
+                    name = _string(keyword.value, constants, f"{path.name}:{call.lineno}")
+                    bindings.setdefault(name, set())
     return bindings
+
+
+def _forwards_own_name(call: ast.Call) -> bool:
+    """``invoke_template(self.template)``: a helper running the template it was configured with
+    (its call sites are where it is configured)."""
+    first = call.args[0] if call.args else None
+    return (isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name) and first.value.id == "self"
+            and len(call.args) == 1 and not call.keywords)
 
 
 # ---------------------------------------------------------------------------- scanning helpers

@@ -411,12 +411,14 @@ def test_all_site_app_principals_cover_every_site_collection(farm):
         {"Site": "https://portal.contoso.lab", "NameIdentifier": portal_nid, "DisplayName": "Portal add-in"})
 
     rows = [dict(r.properties) for r in run(farm.commands, "sharepoint/get-all-site-app-principals").output]
+    found = {"Web": "", "External": True, "Error": None}  # on the root web, provider-hosted, read
     assert rows == [
         {"Site": "https://sharepoint.contoso.lab", "DisplayName": ADDIN.display_name,
-         "NameIdentifier": f"{ADDIN.client_id}@{farm.realm}"},
+         "NameIdentifier": f"{ADDIN.client_id}@{farm.realm}", **found},
         {"Site": FINANCE, "DisplayName": BROKER_ADDIN.display_name,
-         "NameIdentifier": f"{BROKER_ADDIN.client_id}@{farm.realm}"},
-        {"Site": "https://portal.contoso.lab", "DisplayName": "Portal add-in", "NameIdentifier": portal_nid},
+         "NameIdentifier": f"{BROKER_ADDIN.client_id}@{farm.realm}", **found},
+        {"Site": "https://portal.contoso.lab", "DisplayName": "Portal add-in", "NameIdentifier": portal_nid,
+         **found},
     ]
 
 

@@ -35,7 +35,7 @@ from . import objects as O
 from . import texts as T
 from .operations import FarmOperations, norm_url, sp_error
 
-__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATE_PARAMETERS", "TEMPLATE_VERSIONS", "register_templates"]
+__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATES_WITHOUT_SHAREPOINT", "TEMPLATE_PARAMETERS", "register_templates"]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
 
@@ -63,16 +63,6 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/move-issuer-to-realm": {"Name": M, "Realm": M},
     "sharepoint/get-partner-metadata": {"Url": M},
     "sharepoint/get-workflow-service": {"Site": M},
-}
-
-# Template name → the version on its first line, where it is not 1 (the runbooks send the
-# version; a server answers only the one it knows).
-TEMPLATE_VERSIONS: dict[str, int] = {
-    "sharepoint/register-app-principal": 2,
-    "sharepoint/set-app-principal-permission": 2,
-    "sharepoint/get-app-principal-permission": 2,
-    "sharepoint/get-all-site-app-principals": 2,
-    "sharepoint/get-proxy-group-membership": 2,
 }
 
 
@@ -405,12 +395,17 @@ TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
 }
 
 
+# Templates that call no SharePoint cmdlet: the load template (it is what loads them) and the
+# metadata download (plain .NET, run before anything of SharePoint's is needed).
+TEMPLATES_WITHOUT_SHAREPOINT = frozenset({LOAD_TEMPLATE, "sharepoint/get-partner-metadata"})
+
+
 def register_templates(table: CommandTable, ops: FarmOperations) -> None:
-    """Register :data:`TEMPLATES` over ``ops``; all but the load template in the farm's snap-in or module."""
+    """Register :data:`TEMPLATES` over ``ops``; all but :data:`TEMPLATES_WITHOUT_SHAREPOINT` in the
+    farm's snap-in or module."""
     with ops.store.view() as state:
         _, source = T.powershell_source(state["version"])
     for name, handler in TEMPLATES.items():
-        # The load template has no source: it is what loads it.
-        table.template(name, TEMPLATE_VERSIONS.get(name, 1), TEMPLATE_PARAMETERS[name],
-                       source=None if name == LOAD_TEMPLATE else source)(
+        table.template(name, 1, TEMPLATE_PARAMETERS[name],
+                       source=None if name in TEMPLATES_WITHOUT_SHAREPOINT else source)(
             functools.partial(handler, ops))

@@ -1,4 +1,4 @@
-# runbook-template: sharepoint/get-all-site-app-principals v2
+# runbook-template: sharepoint/get-all-site-app-principals v1
 param()
 # Every app principal of every site collection in every content web application, one row per site
 # collection and principal (Site, Web, DisplayName, NameIdentifier, External), so principals registered under

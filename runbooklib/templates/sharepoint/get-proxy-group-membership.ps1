@@ -1,4 +1,4 @@
-# runbook-template: sharepoint/get-proxy-group-membership v2
+# runbook-template: sharepoint/get-proxy-group-membership v1
 param()
 # Every service application proxy with its .NET type and whether it is a member of the farm's
 # default proxy group. GetType() and group membership only mean something on the server.

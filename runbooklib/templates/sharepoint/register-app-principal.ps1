@@ -1,4 +1,4 @@
-# runbook-template: sharepoint/register-app-principal v2
+# runbook-template: sharepoint/register-app-principal v1
 param(
     [Parameter(Mandatory = $true)] [string] $Site,
     [Parameter(Mandatory = $true)] [string] $NameIdentifier,

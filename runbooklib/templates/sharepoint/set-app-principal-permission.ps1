@@ -1,4 +1,4 @@
-# runbook-template: sharepoint/set-app-principal-permission v2
+# runbook-template: sharepoint/set-app-principal-permission v1
 param(
     [Parameter(Mandatory = $true)] [string] $Site,
     [Parameter(Mandatory = $true)] [string] $NameIdentifier,
