@@ -89,6 +89,9 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
         constants = {t.id: n.value.value for n in module.body if isinstance(n, ast.Assign)
                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
                      for t in n.targets if isinstance(t, ast.Name)}
+        for call in (n for n in ast.walk(module) if isinstance(n, ast.Call) and _called_name(n) == "ShellLoader"):
+            template = next((k.value for k in call.keywords if k.arg == "template"), call.args[0] if call.args else None)
+            bindings.setdefault(_string(template, constants, f"{path.name}:{call.lineno}"), set())
         for function in (n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             dicts = _dict_keys_by_name(function)
             for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
@@ -96,6 +99,8 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
                 if kind is None or function.name in _CALLS:
                     continue  # not a template call, or the helper's own body forwarding its arguments
                 where = f"{path.name}:{call.lineno}"
+                if _is_loader_template(call):
+                    continue  # a product's load template, bound with nothing: its ShellLoader names it
                 name = _string(call.args[0] if call.args else None, constants, where)
                 names = _keyword_names(call, dicts, where) if kind == "keywords" else _dict_names(call, dicts, where)
                 bindings.setdefault(name, set()).update(names)
@@ -106,6 +111,13 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
 
 def _snippet(node: Node) -> str:
     return node.text.decode("utf-8", "replace").splitlines()[0][:40] if node.text else node.type
+
+
+def _is_loader_template(call: ast.Call) -> bool:
+    """``session.invoke_template(self.template)``: the loader running the template it was made with."""
+    first = call.args[0] if call.args else None
+    return (isinstance(first, ast.Attribute) and first.attr == "template" and len(call.args) == 1
+            and not call.keywords)
 
 
 def _called_name(call: ast.Call) -> str:
@@ -124,20 +136,31 @@ def _string(node: ast.AST | None, constants: dict[str, str], where: str) -> str:
 def _dict_keys_by_name(function: ast.AST) -> dict[str, set[str]]:
     """``name = {"Key": …}`` and ``name["Key"] = …`` in one function: the keys each name may hold."""
     keys: dict[str, set[str]] = {}
+    unreadable: set[str] = set()
     for node in ast.walk(function):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Name) and isinstance(node.value, ast.Dict):
+                    if not _readable(node.value):
+                        # Not necessarily a template's parameters: a call that binds it fails below.
+                        unreadable.add(target.id)
+                        continue
                     keys.setdefault(target.id, set()).update(_literal_keys(node.value))
                 elif (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
                       and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str)):
                     keys.setdefault(target.value.id, set()).add(target.slice.value)
+    for name in unreadable:
+        keys.pop(name, None)  # a call binding it then fails as "parameters the check cannot read"
     return keys
 
 
+def _readable(node: ast.Dict) -> bool:
+    return all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys)
+
+
 def _literal_keys(node: ast.Dict) -> set[str]:
-    if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys):
+    if not _readable(node):
         raise ValueError(f"line {node.lineno}: a parameter dict with keys the check cannot read")
     return {k.value for k in node.keys}  # type: ignore[union-attr]
 
