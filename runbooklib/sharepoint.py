@@ -23,6 +23,7 @@ __all__ = [
     "AppPrincipal",
     "Farm",
     "LOAD_TEMPLATE",
+    "RootAuthority",
     "SHAREPOINT_SHELL",
     "ServiceProxy",
     "SharePointShell",
@@ -115,6 +116,14 @@ class TrustedIssuer:
         A metadata-based issuer takes its name from its partner's metadata, in the partner's realm.
         """
         return not self.metadata_endpoint
+
+
+@dataclass(frozen=True)
+class RootAuthority:
+    """A trusted root authority (Get-SPTrustedRootAuthority) and its certificate's thumbprint."""
+
+    name: str
+    thumbprint: str
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,24 @@ class Farm(ProductClient):
             for i in self._run("Get-SPTrustedSecurityTokenIssuer")
         ]
 
+    def signing_thumbprint(self, issuer_name: str) -> str:
+        """The thumbprint of the signing certificate the trusted issuer ``issuer_name`` holds now."""
+        found = self._template("sharepoint/get-trusted-issuers", Name=issuer_name)
+        return as_text(found[0].get("Thumbprint")).upper() if found else ""
+
+    def root_authorities(self) -> list[RootAuthority]:
+        """Every trusted root authority, ``local`` (the farm's own root) included."""
+        return [RootAuthority(as_text(r.get("Name")), as_text(r.get("Thumbprint")).upper())
+                for r in self._template("sharepoint/get-trusted-root-authorities")]
+
+    def partner_metadata(self, url: str) -> str:
+        """The document at ``url`` as this farm downloads it (its network path, its trusted CAs).
+
+        Raises :class:`RemoteError` with the server's own words when the download fails.
+        """
+        found = self._template("sharepoint/get-partner-metadata", Url=url)
+        return as_text(found[-1].get("Content")) if found else ""
+
     def app_principal(self, site: str, name_identifier: str) -> AppPrincipal | None:
         result = self._invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
                                                               "ErrorAction": "SilentlyContinue"})
@@ -311,6 +338,19 @@ class Farm(ProductClient):
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:
         self._run("New-SPAzureAccessControlServiceApplicationProxy", Name=name,
                   MetadataServiceEndpointUri=metadata_url, DefaultProxyGroup=True)
+
+    def new_metadata_issuer(self, name: str, metadata_url: str) -> None:
+        """Trust a partner server from its metadata: a self-issuer, not a trust broker."""
+        self._run("New-SPTrustedSecurityTokenIssuer", Name=name, MetadataEndPoint=metadata_url, IsTrustBroker=False)
+
+    def refresh_metadata_issuer(self, name: str, metadata_url: str) -> None:
+        """Read the partner's metadata again into issuer ``name`` (its issuer name and certificate)."""
+        self._run("Set-SPTrustedSecurityTokenIssuer", Identity=name, MetadataEndPoint=metadata_url,
+                  IsTrustBroker=False)
+
+    def new_metadata_root_authority(self, name: str, metadata_url: str) -> None:
+        """Trust the root certificate a partner publishes at ``metadata_url`` (``…/rootcertificate``)."""
+        self._run("New-SPTrustedRootAuthority", Name=name, MetadataEndPoint=metadata_url)
 
     def new_trust_broker(self, name: str, metadata_url: str) -> None:
         self._run("New-SPTrustedSecurityTokenIssuer", Name=name, MetadataEndPoint=metadata_url, IsTrustBroker=True)

@@ -29,6 +29,7 @@ from ..winrm.api import (
     load_source,
     source_loaded,
 )
+from ..metadata_download import FetchFailed
 from . import objects as O
 from . import texts as T
 from .operations import FarmOperations, sp_error
@@ -59,6 +60,7 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/get-trusted-issuers": {"Name": O_},
     "sharepoint/get-trusted-root-authorities": {},
     "sharepoint/move-issuer-to-realm": {"Name": M, "Realm": M},
+    "sharepoint/get-partner-metadata": {"Url": M},
 }
 
 
@@ -310,6 +312,19 @@ def get_trusted_root_authorities(ops: FarmOperations, inv: Invocation) -> None:
         }))
 
 
+def get_partner_metadata(ops: FarmOperations, inv: Invocation) -> None:
+    # WebClient.DownloadString: any body comes back as text; only the transfer can fail.
+    url = not_empty("Url", inv.param("Url"))
+    try:
+        body = ops.download_body(url)
+    except FetchFailed as exc:
+        # A .NET method's exception, as PowerShell wraps it (standard PowerShell text).
+        raise TerminatingError(ErrorSpec(f'Exception calling "DownloadString" with "1" argument(s): "{exc}"',
+                                         "WebException", "NotSpecified",
+                                         "System.Management.Automation.MethodInvocationException", url)) from exc
+    inv.write_output(O.custom({"Url": url, "Content": body.decode("utf-8", errors="replace")}))
+
+
 # Template name → its handler (parameters: :data:`TEMPLATE_PARAMETERS`).
 TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
     LOAD_TEMPLATE: load_sharepoint_powershell,
@@ -325,6 +340,7 @@ TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
     "sharepoint/get-trusted-issuers": get_trusted_issuers,
     "sharepoint/move-issuer-to-realm": move_issuer_to_realm,
     "sharepoint/get-trusted-root-authorities": get_trusted_root_authorities,
+    "sharepoint/get-partner-metadata": get_partner_metadata,
 }
 
 
