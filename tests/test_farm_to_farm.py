@@ -155,3 +155,19 @@ def test_http_only_web_application_stops_unless_allowed(lab, tmp_path):
     _stops_before_any_change(lab, tmp_path,
                              web_applications={"sp-a": "http://intranet.contoso.lab", "sp-b": SITES["sp-b"]},
                              expect=["http://intranet.contoso.lab of sp-a uses http", "allow_http: true"])
+
+
+def test_runbook_demo_runs_it_and_shows_it_succeeded(monkeypatch, tmp_path, capsys):
+    from runbooklib import scenarios
+    from runbooklib.demo import run_demo
+    from runbooklib.lab.commands import lab_command
+
+    monkeypatch.setattr(scenarios, "SCENARIOS", {"farm-to-farm": scenarios.SCENARIOS["farm-to-farm"]})
+    try:
+        code = run_demo(archive=tmp_path / "records", lab_dir=tmp_path / "lab")
+    finally:
+        lab_command("down", tmp_path / "lab")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    row = next(line for line in out.splitlines() if line.startswith("farm-to-farm "))
+    assert row.split()[1:3] == ["succeeded", "6"], row

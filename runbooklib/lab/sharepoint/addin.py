@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from ..pki import KeyPair
 from ..s2s import oracle as s2s_oracle
 from . import texts as T
 from .farm import SharePointFarm
@@ -119,7 +120,7 @@ def _audience(site_url: str, *, web_url: str | None, ca_bundle: Path | str | Non
     return realm, f"{T.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}"
 
 
-def _mint(pair: Any, *, aud: str, iss: str, nameid: str, user: str | None, lifetime: int,
+def _mint(pair: KeyPair, *, aud: str, iss: str, nameid: str, user: str | None, lifetime: int,
           now: float | None) -> str:
     """An actor token signed with ``pair`` (app-only), or an outer token for ``user`` around one."""
     issued = int(time.time() if now is None else now)
