@@ -8,8 +8,10 @@ Where things live, from the bottom up (no module imports one above it in a cycle
   principal), :mod:`.certs`, :mod:`.metadata`, :mod:`.tokens`, and :mod:`.wellknown` (principal ids,
   metadata paths, fixed-realm issuers);
 * **products** — :mod:`.product` (the session base every product client shares), :mod:`.sharepoint`
-  (the farm client) and :mod:`.sharepoint_trust` (what a farm's trusts depend on);
-* **steps** — :mod:`.steps` (check → plan → apply → verify), :mod:`.farm_steps` and
+  (the farm client), :mod:`.sharepoint_trust` (what a farm's trusts depend on) and :mod:`.trust_set`
+  (the one-way trusts farms and their partners imply);
+* **steps** — :mod:`.steps` (check → plan → apply → verify), :mod:`.fan_out` (one step over several
+  targets), :mod:`.farm_steps` and
   :mod:`.principal_steps` (steps made by factories for the farm or principal they act on);
 * **scenarios** — :mod:`.scenarios`, one module per trust;
 * **runs** — :mod:`.runner` (what a notebook calls), :mod:`.manifest` and :mod:`.record` (the run

@@ -18,7 +18,12 @@ from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
 from runbooklib.lab.sharepoint import texts as SPT
 from runbooklib.lab.sharepoint.operations import FarmOperations
 from runbooklib.lab.sharepoint.state import FarmStore
-from runbooklib.lab.sharepoint.templates import LOAD_TEMPLATE, TEMPLATE_PARAMETERS, register_templates
+from runbooklib.lab.sharepoint.templates import (
+    LOAD_TEMPLATE,
+    PLAIN_POWERSHELL_TEMPLATES,
+    TEMPLATE_PARAMETERS,
+    register_templates,
+)
 from runbooklib.lab.winrm.api import CommandTable
 from runbooklib.lab.winrm.dispatch import first_command_of
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
@@ -243,8 +248,10 @@ def test_every_sharepoint_template_but_the_loader_needs_the_farms_powershell(far
     assert "get-spfarm" in sharepoint_cmdlets and len(sharepoint_cmdlets) >= 20
     for name in TEMPLATE_PARAMETERS:
         entry = table.find_template(name, "1")
-        if name == LOAD_TEMPLATE:
+        if name in PLAIN_POWERSHELL_TEMPLATES:  # the loader, and templates calling no SharePoint cmdlet
             assert entry.source is None
+            script = (TEMPLATES / f"{name.split('/', 1)[1]}.ps1").read_text()
+            assert name == LOAD_TEMPLATE or first_command_of(script, sharepoint_cmdlets) is None, name
             continue
         assert entry.source == SNAPIN, name
         # The refusal names a real cmdlet of the script, never a made-up one.

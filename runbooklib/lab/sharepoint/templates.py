@@ -6,8 +6,8 @@ real farm — through the same operations the cmdlets use, so a template and the
 cannot disagree. :data:`TEMPLATES` maps each template to its handler. Where the PowerShell would
 throw, the handler ends the pipeline with the record ``throw`` produces (``RuntimeException``).
 
-Every template but ``sharepoint/load-sharepoint-powershell`` is registered in the farm's snap-in
-or module: in a runspace where that is not loaded, the endpoint fails it at the first SharePoint
+Every template but those of :data:`PLAIN_POWERSHELL_TEMPLATES` (the loader, the metadata download)
+is registered in the farm's snap-in or module: in a runspace where that is not loaded, the endpoint fails it at the first SharePoint
 cmdlet its script calls, as a real farm would. The load template is what loads it.
 """
 
@@ -34,9 +34,12 @@ from . import objects as O
 from . import texts as T
 from .operations import FarmOperations, sp_error
 
-__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
+__all__ = ["LOAD_TEMPLATE", "PLAIN_POWERSHELL_TEMPLATES", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+# Templates that call no SharePoint cmdlet, so they run whether or not the snap-in is loaded: the
+# loader, and the metadata download (.NET's WebClient only).
+PLAIN_POWERSHELL_TEMPLATES = frozenset({LOAD_TEMPLATE, "sharepoint/get-partner-metadata"})
 
 M = ParamSpec(mandatory=True)
 S = ParamSpec(switch=True)
@@ -350,5 +353,6 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
         _, source = T.powershell_source(state["version"])
     for name, handler in TEMPLATES.items():
         # The load template has no source: it is what loads it.
-        table.template(name, 1, TEMPLATE_PARAMETERS[name], source=None if name == LOAD_TEMPLATE else source)(
+        table.template(name, 1, TEMPLATE_PARAMETERS[name],
+                       source=None if name in PLAIN_POWERSHELL_TEMPLATES else source)(
             functools.partial(handler, ops))
