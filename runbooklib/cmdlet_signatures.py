@@ -115,7 +115,8 @@ class Signature:
     def parameter(self, given: str, *, prefixes: bool = True) -> str:
         """The parameter (or common parameter) name ``given`` binds to; :class:`BindingRefused` if none."""
         lowered = given.lower()
-        names = {**{c.lower(): c for c in COMMON_PARAMETERS}, **_COMMON_ALIASES}
+        names = dict(_COMMON_ALIASES)
+        names.update((c.lower(), c) for c in COMMON_PARAMETERS)
         for parameter in self.parameters.values():
             names[parameter.name.lower()] = parameter.name
             names.update({alias.lower(): parameter.name for alias in parameter.aliases})
