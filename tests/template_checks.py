@@ -19,7 +19,7 @@ import ast
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser, Tree
@@ -105,10 +105,12 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
     return bindings
 
 
-def python_call_sites(paths: Iterable[Path], calls: Mapping[str, str]) -> list[CallSite]:
+def python_call_sites(paths: Iterable[Path], calls: Mapping[str, str],
+                      only: Callable[[ast.Call], bool] | None = None) -> list[CallSite]:
     """Every call in ``paths`` to a function named in ``calls`` (name → ``"keywords"`` when it takes
-    ``name, **parameters``, ``"dict"`` when it takes ``name, {parameters}``). The bodies of those
-    functions themselves are skipped: they only forward their arguments."""
+    ``name, **parameters``, ``"dict"`` when it takes ``name, {parameters}``) and, when given,
+    accepted by ``only``. The bodies of those functions themselves are skipped: they only
+    forward their arguments."""
     sites: list[CallSite] = []
     for path in paths:
         module = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -119,7 +121,7 @@ def python_call_sites(paths: Iterable[Path], calls: Mapping[str, str]) -> list[C
             dicts = _dict_keys_by_name(function)
             for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
                 kind = calls.get(_called_name(call))
-                if kind is None or function.name in calls or _forwards_own_field(call):
+                if kind is None or function.name in calls or _forwards_own_field(call) or (only and not only(call)):
                     continue
                 where = f"{path.name}:{call.lineno}"
                 name = _string(call.args[0] if call.args else None, constants, where)
