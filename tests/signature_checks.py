@@ -55,8 +55,7 @@ class CmdletCall:
 def template_calls(text: str, where: str) -> list[CmdletCall]:
     """Every cmdlet call in template ``text`` (``where`` names the template in the results)."""
     root = parse(text).root_node
-    own_functions = {n.child_by_field_name("name").text.decode().lower() if n.child_by_field_name("name")
-                     else _function_name(n) for n in _walk(root) if n.type == "function_statement"}
+    own_functions = {_function_name(n) for n in _walk(root) if n.type == "function_statement"}
     calls = []
     for node in (n for n in _walk(root) if n.type == "command"):
         name_node = next((c for c in node.children if c.type == "command_name"), None)
@@ -84,7 +83,7 @@ def _elements(elements: Node | None) -> tuple[list[tuple[str, str]], int]:
     """Named parameters (with how each got its value) and the count of positional arguments."""
     named: list[tuple[str, str]] = []
     positional = 0
-    children = [c for c in (elements.children if elements is not None else [])]
+    children = list(elements.children) if elements is not None else []
     i = 0
     while i < len(children):
         child = children[i]
@@ -102,7 +101,7 @@ def _elements(elements: Node | None) -> tuple[list[tuple[str, str]], int]:
                 i += 3
                 continue
             named.append((name, "bare"))
-        elif child.type not in ("command_argument_sep",):
+        elif child.type != "command_argument_sep":
             positional += 1
         i += 1
     return named, positional
