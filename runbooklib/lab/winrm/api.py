@@ -47,7 +47,10 @@ first of the source's cmdlets its script uses. ``Add-PSSnapin``, ``Get-PSSnapin`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+
+if TYPE_CHECKING:
+    from ...cmdlet_signatures import Signature
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -184,6 +187,7 @@ class _Entry:
     handler: Handler
     parameters: dict[str, ParamSpec] | None
     source: str | None = None   # the snap-in or module that brings this command, if any
+    signature: "Signature | None" = None  # the real cmdlet's parameter sets, when the table has its row
 
 
 @dataclass(frozen=True)
@@ -240,15 +244,17 @@ class CommandTable:
         self._sources: dict[str, Source] = {}
 
     def cmdlet(self, name: str, parameters: dict[str, ParamSpec] | None = None, *,
-               source: str | None = None) -> Callable[[Handler], Handler]:
+               source: str | None = None, signature: "Signature | None" = None) -> Callable[[Handler], Handler]:
         """Decorator: register ``name``. With ``parameters``, unknown or missing mandatory ones fail binding.
 
         ``source`` names the snap-in or module the cmdlet comes in: until that is loaded in a
-        runspace, the cmdlet does not exist there.
+        runspace, the cmdlet does not exist there. With ``signature`` (the real cmdlet's row in
+        the table of cmdlet signatures) binding also resolves its parameter set as PowerShell
+        does; :func:`runbooklib.lab.powershell.signature_cmdlet` registers a cmdlet that way.
         """
 
         def register(fn: Handler) -> Handler:
-            self._cmdlets[name.lower()] = _Entry(name, fn, parameters, source)
+            self._cmdlets[name.lower()] = _Entry(name, fn, parameters, source, signature)
             return fn
 
         return register

@@ -49,6 +49,7 @@ from psrpcore.types import (
     add_note_property,
 )
 
+from ...cmdlet_signatures import BindingRefused, Signature
 from . import _powershell_texts as texts
 from .api import (
     COMMON_PARAMETERS,
@@ -385,7 +386,7 @@ class _Bound:
 
 
 def _bind(command: str, specs: dict[str, ParamSpec] | None,
-          raw: list[tuple[str | None, Any]]) -> _Bound:
+          raw: list[tuple[str | None, Any]], *, signature: Signature | None = None, piped: bool = False) -> _Bound:
     bound = _Bound()
     positional: list[Any] = []
     lookup: dict[str, str] = {}
@@ -457,6 +458,9 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
         _, name = open_positions.pop(0)
         bound.parameters[name] = arg
 
+    if signature is not None:
+        _resolve_parameter_set(command, signature, [n for n in bound.parameters if n in specs], piped=piped)
+        return bound
     missing = [name for name, spec in specs.items() if spec.mandatory and name not in bound.parameters]
     if missing:
         raise _binding_error(
@@ -466,6 +470,14 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
             "MissingMandatoryParameter",
         )
     return bound
+
+
+def _resolve_parameter_set(command: str, signature: Signature, names: list[str], *, piped: bool) -> None:
+    """The real cmdlet's parameter sets decide: PowerShell's binding error when no set binds ``names``."""
+    try:
+        signature.parameter_set(names, piped=piped)
+    except BindingRefused as refused:
+        raise _binding_error(command, refused.message, refused.error_id) from None
 
 
 # --------------------------------------------------------------------------- invocation
@@ -610,7 +622,9 @@ def run_pipeline(table: CommandTable, commands: list[CommandSpec], pipeline_inpu
                 last = position == len(statement) - 1
                 entry, name = _resolve(table, cmd, server, session)
                 try:
-                    bound = _bind(name, entry.parameters, cmd.parameters)
+                    # A command later in a pipeline may take a mandatory parameter from its input.
+                    bound = _bind(name, entry.parameters, cmd.parameters, signature=entry.signature,
+                                  piped=position > 0 or bool(current_input))
                 except TerminatingError as exc:
                     raise _Stop(error_record(exc.spec, name)) from None
                 if cmd.is_script and entry.source is not None and not source_loaded(session, entry.source):
