@@ -75,6 +75,9 @@ _INT32 = range(-(2**31), 2**31)
 _CONFIGURATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # How WinRM's reason starts when the shell's resource URI names no registered configuration.
 _UNKNOWN_CONFIGURATION = "session configuration in the WSMan: drive"
+# requests-credssp's words when the request that completed the handshake was answered with neither
+# 200 nor a token: the credentials were accepted (a wrong password fails an earlier step).
+_CREDSSP_ANSWERED_OTHERWISE = "after step Credential exchange"
 
 # System.Management.Automation.ErrorCategory, by value.
 _ERROR_CATEGORIES = (
@@ -530,6 +533,18 @@ class RemoteSession:
 def _translate(exc: BaseException, ep: _Endpoint, action: str) -> Exception:
     """A transport/protocol exception → the runbooklib error an administrator can act on."""
     where = f"{ep.name} ({ep.url})"
+    if isinstance(exc, CredSSPRefused) and _CREDSSP_ANSWERED_OTHERWISE in str(exc):
+        # The server took the delegated credentials, then answered the request itself with an error
+        # (e.g. a WS-Man fault) that the CredSSP client does not pass on: say what it usually is.
+        return ConnectionFailed(
+            f"{where} accepted the CredSSP credentials of {ep.username} but refused the session request for "
+            f"the PowerShell session configuration {ep.configuration} while {action}.",
+            hint=(f"Check that {ep.name} serves the session configuration {ep.configuration} at {ep.url} "
+                  f"(Get-PSSessionConfiguration on {ep.host}; the default is {POWERSHELL_CONFIGURATION}; Exchange's "
+                  f"is {EXCHANGE_CONFIGURATION} at the /PowerShell address) and set configuration for {ep.name} in "
+                  "the inventory to it. Connecting once with auth: ntlm shows the server's own reason."),
+            target=ep.name,
+        )
     # pypsrp raises AuthenticationError on a 401; CredSSP's handshake fails with its own exceptions.
     if isinstance(exc, (AuthenticationError, CredSSPRefused, CredSSPStatus)):
         return AuthenticationFailed(
