@@ -389,4 +389,5 @@ def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:
     where the runspace cannot reach the farm (:mod:`.access`)."""
     source = declare_powershell_source(table, ops.store)
     for row in CMDLETS:
-        table.cmdlet(row.name, row.parameters, source=source)(needs_farm(row.name, functools.partial(row.handler, ops)))
+        handler = needs_farm(row.name, functools.partial(row.handler, ops))
+        table.cmdlet(row.name, row.parameters, source=source)(handler)

@@ -31,8 +31,9 @@ second pool on the same server starts empty, as a new runspace does. The lab kee
 a real runspace remembers between commands — which snap-ins and modules are loaded
 (:func:`loaded_sources`) and whether the client delegated its credentials to it
 (:func:`credentials_delegated`: CredSSP does, NTLM and Basic do not, so only a CredSSP runspace
-can reach a second server as the user); products may keep their own keys (prefix them with the
-product name).
+can reach a second server as the user) and whether its session configuration runs script text
+(:func:`scripts_allowed`); products may keep their own keys (prefix them with the product name).
+A snap-in or module may act while it loads (``Source.on_load``, e.g. a product's warning).
 
 Snap-ins and modules: a product declares what it offers (``table.snapin(name)`` /
 ``table.module(name)``) and registers its cmdlets and templates with ``source=<that name>``.
