@@ -89,6 +89,10 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
         constants = {t.id: n.value.value for n in module.body if isinstance(n, ast.Assign)
                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
                      for t in n.targets if isinstance(t, ast.Name)}
+        for loader in (n for n in ast.walk(module) if isinstance(n, ast.Call) and _called_name(n) == "ShellLoader"):
+            # A product's load template: ShellLoader.ensure runs it with no parameters.
+            template = next((k.value for k in loader.keywords if k.arg == "template"), None)
+            bindings.setdefault(_string(template, constants, f"{path.name}:{loader.lineno}"), set())
         for function in (n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             dicts = _dict_keys_by_name(function)
             for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
@@ -96,6 +100,10 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
                 if kind is None or function.name in _CALLS:
                     continue  # not a template call, or the helper's own body forwarding its arguments
                 where = f"{path.name}:{call.lineno}"
+                if not (call.args[1:] or call.keywords) and not _readable_name(call, constants):
+                    # Binds nothing under a name held in data (ShellLoader.ensure runs
+                    # self.template; its ShellLoader(template=…) is read above).
+                    continue
                 name = _string(call.args[0] if call.args else None, constants, where)
                 names = _keyword_names(call, dicts, where) if kind == "keywords" else _dict_names(call, dicts, where)
                 bindings.setdefault(name, set()).update(names)
@@ -113,6 +121,12 @@ def _called_name(call: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
+def _readable_name(call: ast.Call, constants: dict[str, str]) -> bool:
+    node = call.args[0] if call.args else None
+    return (isinstance(node, ast.Constant) and isinstance(node.value, str)) or (
+        isinstance(node, ast.Name) and node.id in constants)
+
+
 def _string(node: ast.AST | None, constants: dict[str, str], where: str) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
@@ -122,18 +136,34 @@ def _string(node: ast.AST | None, constants: dict[str, str], where: str) -> str:
 
 
 def _dict_keys_by_name(function: ast.AST) -> dict[str, set[str]]:
-    """``name = {"Key": …}`` and ``name["Key"] = …`` in one function: the keys each name may hold."""
+    """``name = {"Key": …}`` and ``name["Key"] = …`` in one function: the keys each name may hold.
+
+    A dict whose keys are not all literal strings is recorded under :data:`_UNREADABLE`: that is
+    an error only where such a dict is passed to a template (evidence and other dicts are fine).
+    """
     keys: dict[str, set[str]] = {}
     for node in ast.walk(function):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Name) and isinstance(node.value, ast.Dict):
-                    keys.setdefault(target.id, set()).update(_literal_keys(node.value))
+                    try:
+                        keys.setdefault(target.id, set()).update(_literal_keys(node.value))
+                    except ValueError:
+                        keys.setdefault(target.id, set()).add(_UNREADABLE)
                 elif (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
                       and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str)):
                     keys.setdefault(target.value.id, set()).add(target.slice.value)
     return keys
+
+
+_UNREADABLE = "<keys the check cannot read>"
+
+
+def _readable(names: set[str], where: str) -> set[str]:
+    if _UNREADABLE in names:
+        raise ValueError(f"{where}: a parameter dict with keys the check cannot read")
+    return names
 
 
 def _literal_keys(node: ast.Dict) -> set[str]:
@@ -148,7 +178,7 @@ def _keyword_names(call: ast.Call, dicts: dict[str, set[str]], where: str) -> se
         if keyword.arg is not None:
             names.add(keyword.arg)
         elif isinstance(keyword.value, ast.Name) and keyword.value.id in dicts:
-            names |= dicts[keyword.value.id]
+            names |= _readable(dicts[keyword.value.id], where)
         else:
             raise ValueError(f"{where}: **parameters the check cannot read")
     return names
@@ -161,5 +191,5 @@ def _dict_names(call: ast.Call, dicts: dict[str, set[str]], where: str) -> set[s
     if isinstance(value, ast.Dict):
         return _literal_keys(value)
     if isinstance(value, ast.Name) and value.id in dicts:
-        return dicts[value.id]
+        return _readable(dicts[value.id], where)
     raise ValueError(f"{where}: parameters the check cannot read")

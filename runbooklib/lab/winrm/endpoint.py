@@ -145,6 +145,11 @@ class WinRMEndpoint:
     def handle(self, request: Request) -> Response:
         """The ``/wsman`` route."""
         self.requests_handled += 1
+        fault_header = request.header("x-lab-fault")
+        if fault_header:
+            # Taken on arrival: the request that carries it may be only a step of an authentication
+            # handshake (NTLM, CredSSP), and the fault is for the next command all the same.
+            self._take_fault(fault_header)
         outcome = self._auth.authenticate(request)
         if isinstance(outcome, Challenge):
             return outcome.response
@@ -181,10 +186,6 @@ class WinRMEndpoint:
         return request.body
 
     def _answer(self, request: Request, message: bytes, principal: Principal) -> Response:
-        fault_header = request.header("x-lab-fault")
-        if fault_header:
-            self._take_fault(fault_header)
-
         relates_to = ""
         try:
             soap_request = soap.parse_request(message)
