@@ -36,6 +36,7 @@ from ..winrm.api import (
 )
 from . import objects as O
 from . import texts as T
+from .access import needs_farm, warn_if_farm_unreachable
 from .operations import FarmOperations, confirm_if_prompting, sp_error
 from .state import FarmStore
 
@@ -74,9 +75,11 @@ def declare_powershell_source(table: CommandTable, store: FarmStore) -> str:
         version = state["version"]
     kind, name = T.powershell_source(version)
     if kind == "module":
-        table.module(name, version=T.BUILD_VERSIONS[version], description=T.SE_MODULE_DESCRIPTION)
+        table.module(name, version=T.BUILD_VERSIONS[version], description=T.SE_MODULE_DESCRIPTION,
+                     on_load=warn_if_farm_unreachable)
     else:
-        table.snapin(name, version=T.BUILD_VERSIONS[version], description=T.SNAPIN_DESCRIPTION)
+        table.snapin(name, version=T.BUILD_VERSIONS[version], description=T.SNAPIN_DESCRIPTION,
+                     on_load=warn_if_farm_unreachable)
     return name
 
 
@@ -361,7 +364,9 @@ CMDLETS: tuple[Cmdlet, ...] = (
 
 
 def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:
-    """Register :data:`CMDLETS` over ``ops``, each in the farm's snap-in or module."""
+    """Register :data:`CMDLETS` over ``ops``, each in the farm's snap-in or module and each failing
+    where the runspace cannot reach the farm (:mod:`.access`)."""
     source = declare_powershell_source(table, ops.store)
     for row in CMDLETS:
-        signature_cmdlet(table, row.name, source=source)(functools.partial(row.handler, ops))
+        handler = needs_farm(row.name, functools.partial(row.handler, ops))
+        signature_cmdlet(table, row.name, source=source)(handler)

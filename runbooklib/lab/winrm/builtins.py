@@ -111,7 +111,8 @@ def builtin_commands() -> CommandTable:
         for given in _names(inv.param("Name")):
             if _is_pattern(given):
                 for source in inv.commands.sources("snapin"):
-                    if _matches(given, source.name) and load_source(inv.session, source) and inv.param("PassThru"):
+                    if _matches(given, source.name) and load_source(inv.session, source, inv) \
+                            and inv.param("PassThru"):
                         inv.write_output(snapin_info(source))
                 continue
             if given.lower() == CORE_SNAPIN.lower():
@@ -120,7 +121,7 @@ def builtin_commands() -> CommandTable:
             source = inv.commands.find_source(given, "snapin")
             if source is None:
                 inv.write_error(_argument_error(T.snapin_not_installed(given), T.ADD_SNAPIN_ERROR_ID, given))
-            elif not load_source(inv.session, source):
+            elif not load_source(inv.session, source, inv):
                 inv.write_error(_argument_error(T.snapin_already_added(source.name), T.ADD_SNAPIN_ERROR_ID, given))
             else:
                 log.debug("%s: snap-in %s added to the session", inv.server, source.name)
@@ -151,7 +152,7 @@ def builtin_commands() -> CommandTable:
                                                 category="ResourceUnavailable",
                                                 exception=T.FILE_NOT_FOUND_EXCEPTION))
                 continue
-            if load_source(inv.session, source):
+            if load_source(inv.session, source, inv):
                 log.debug("%s: module %s imported into the session", inv.server, source.name)
             if inv.param("PassThru"):
                 inv.write_output(module_info(source))
