@@ -8,6 +8,8 @@ configuration, a certificate) uses the named script templates in ``runbooklib/te
 session it loads the SharePoint cmdlets once with the template
 ``sharepoint/load-sharepoint-powershell`` — the snap-in on 2013/2016/2019, the module on
 Subscription Edition — and remembers that on the session (:func:`ensure_sharepoint_shell`).
+A farm reached without delegated credentials stops there, or at its first farm cmdlet, with
+:data:`DOUBLE_HOP`'s error naming the server and the fix (``auth: credssp``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RemoteError, TrustError
-from .product import LoadedShell, ProductClient, ShellLoader, as_bool, as_text
+from .product import LoadedShell, ProductClient, ShellCondition, ShellLoader, as_bool, as_text
 
 __all__ = [
     "ACS_PROXY_TYPE",
     "AppPrincipal",
+    "DOUBLE_HOP",
     "Farm",
     "LOAD_TEMPLATE",
     "RootAuthority",
@@ -35,6 +38,20 @@ __all__ = [
 ]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+# The double hop: a session that holds no delegated credentials (NTLM; Kerberos without
+# delegation) cannot reach SQL Server as the user. The snap-in (or SE's module) loads with this
+# warning and every farm cmdlet then fails with that error.
+DOUBLE_HOP = ShellCondition(
+    load_warning="The local farm is not accessible.",
+    command_error="Cannot access the local farm.",
+    problem=("{server}: the SharePoint cmdlets cannot reach the farm's databases: the remote session holds no "
+             "credentials it can pass on to SQL Server (the double hop: NTLM, or Kerberos without delegation, "
+             "stops at the first server). Nothing was changed."),
+    fix=("Reach {server} with CredSSP: set auth: credssp for {server} in the inventory; enable CredSSP as a server "
+         "on {server} (Enable-WSManCredSSP -Role Server, as an administrator there) and, when the runbook runs on "
+         "Windows, as a client here (Enable-WSManCredSSP -Role Client -DelegateComputer <{server}'s host name>). "
+         "Kerberos with delegation to SQL Server works too."),
+)
 SHAREPOINT_SHELL = ShellLoader(
     template=LOAD_TEMPLATE,
     product="SharePoint PowerShell",
@@ -42,6 +59,7 @@ SHAREPOINT_SHELL = ShellLoader(
     refusal="SharePoint PowerShell is not installed on this server",
     fix=("Check that {server} is a server of the SharePoint farm (SharePoint Server installed and "
          "joined), and that the inventory names the right server."),
+    conditions=(DOUBLE_HOP,),
 )
 # How the SharePoint cmdlets came into a session: ``snapin`` (Add-PSSnapin
 # Microsoft.SharePoint.PowerShell, 2013–2019), ``module`` (Import-Module SharePointServer,

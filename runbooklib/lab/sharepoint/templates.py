@@ -7,8 +7,10 @@ cannot disagree. :data:`TEMPLATES` maps each template to its handler. Where the 
 throw, the handler ends the pipeline with the record ``throw`` produces (``RuntimeException``).
 
 Every template but those of :data:`PLAIN_POWERSHELL_TEMPLATES` (the loader, the metadata download)
-is registered in the farm's snap-in or module: in a runspace where that is not loaded, the endpoint fails it at the first SharePoint
-cmdlet its script calls, as a real farm would. The load template is what loads it.
+is registered in the farm's snap-in or module: in a runspace where that is not loaded, the endpoint
+fails it at the first SharePoint cmdlet its script calls, as a real farm would. The load template is
+what loads it. In a runspace that cannot reach the farm (the double hop, :mod:`.access`) the load
+template loads with the snap-in's warning and every other farm template fails at its first farm cmdlet.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..winrm.api import (
 from ..metadata_download import FetchFailed
 from . import objects as O
 from . import texts as T
+from .access import cannot_access_farm, farm_reachable, template_needs_farm
 from .operations import FarmOperations, sp_error
 
 __all__ = ["LOAD_TEMPLATE", "PLAIN_POWERSHELL_TEMPLATES", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
@@ -108,13 +111,17 @@ def load_sharepoint_powershell(ops: FarmOperations, inv: Invocation) -> None:
     if any(s is not None and source_loaded(inv.session, s.name) for s in (snapin, module)):
         loaded = "already"
     elif snapin is not None:  # Get-PSSnapin -Registered finds it: Add-PSSnapin
-        load_source(inv.session, snapin)
+        load_source(inv.session, snapin, inv)
         loaded = "snapin"
     elif module is not None:  # Get-Module -ListAvailable finds it: Import-Module -Global
-        load_source(inv.session, module)
+        load_source(inv.session, module, inv)
         loaded = "module"
     else:
         raise throw(T.sharepoint_powershell_missing())
+    if not farm_reachable(inv):
+        # Get-SPFarm's error is terminating, so -ErrorAction SilentlyContinue does not hide it and
+        # $ErrorActionPreference = 'Stop' ends the script there, after the snap-in's warning. [U]
+        raise cannot_access_farm("Get-SPFarm")
     with ops.store.view() as state:  # Get-SPFarm -ErrorAction SilentlyContinue
         version = state["build_version"]
     inv.write_output(O.custom({"Loaded": loaded, "Version": version}))
@@ -352,7 +359,8 @@ def register_templates(table: CommandTable, ops: FarmOperations) -> None:
     with ops.store.view() as state:
         _, source = T.powershell_source(state["version"])
     for name, handler in TEMPLATES.items():
-        # The load template has no source: it is what loads it.
-        table.template(name, 1, TEMPLATE_PARAMETERS[name],
-                       source=None if name in PLAIN_POWERSHELL_TEMPLATES else source)(
-            functools.partial(handler, ops))
+        bound = functools.partial(handler, ops)
+        if name in PLAIN_POWERSHELL_TEMPLATES:  # no source: the loader loads it; the download needs none
+            table.template(name, 1, TEMPLATE_PARAMETERS[name])(bound)
+        else:
+            table.template(name, 1, TEMPLATE_PARAMETERS[name], source=source)(template_needs_farm(bound))
