@@ -1,5 +1,5 @@
-"""Steps on a SharePoint farm: OAuth over HTTP, an app principal, the authentication realm, the
-ACS trust broker.
+"""Steps on a SharePoint farm: OAuth over HTTP, an app principal and its permission, the
+authentication realm, the ACS trust broker, a partner's issuer and root authority from its metadata.
 
 Each factory takes the farm it acts on, and the values it sets, as functions of the run
 (``farm(ctx)``), so farm-to-farm can run one realm step on each of two farms.
@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .sharepoint import Farm
+from .certs import short_thumbprint
+from .metadata import S2SMetadata, same_metadata_uri
+from .sharepoint import AppPrincipal, Farm
 from .sharepoint_trust import RealmImpact, acs_issuer_name, acs_trust, realm_impact
 from .steps import Check, Proof, Step, step
 
-__all__ = ["acs_trust_step", "app_principal_step", "oauth_over_http_step", "realm_step"]
+__all__ = [
+    "acs_trust_step",
+    "app_principal_permission_step",
+    "app_principal_step",
+    "metadata_issuer_step",
+    "metadata_root_authority_step",
+    "oauth_over_http_step",
+    "realm_step",
+]
 
 FarmOf = Callable[[Any], Farm]
 ValueOf = Callable[[Any], str]
+MetadataOf = Callable[[Any], S2SMetadata]
 
 
 def oauth_over_http_step(step_id: str, title: str, *, farm: FarmOf, web_application: ValueOf) -> Step:
@@ -224,3 +235,170 @@ def acs_trust_step(step_id: str, title: str, *, farm: FarmOf, metadata_url: Valu
                                    f"proxy '{proxy.name}' in the default proxy group", evidence=evidence)
 
     return step(step_id, title, check=check, apply=apply, verify=verify)
+
+
+def metadata_issuer_step(step_id: str, title: str, *, farm: FarmOf, name: ValueOf, metadata_url: ValueOf,
+                         partner: MetadataOf) -> Step:
+    """A step that makes ``farm`` trust a partner server from its metadata at ``metadata_url``: a
+    trusted token issuer called ``name``, a self-issuer (not a trust broker), as SharePointDsc's
+    SPRemoteFarmTrust registers one.
+
+    ``partner(ctx)`` is the partner's metadata as the farm downloads it now; the issuer must carry
+    its issuer name and one of its signing certificates, else the step reads the metadata again.
+    """
+
+    def check(ctx: Any) -> Check:
+        url, wanted_name, target, live = metadata_url(ctx), name(ctx), farm(ctx), partner(ctx)
+        issuers = target.trusted_issuers()
+        issuer = next((i for i in issuers if same_metadata_uri(i.metadata_endpoint, url)), None)
+        wanted = (f"a trusted token issuer from {url}, not a trust broker, named {live.issuer} with certificate "
+                  f"{short_thumbprint(live.thumbprints[0])}")
+        evidence: dict[str, Any] = {"metadata_url": url, "partner_issuer": live.issuer,
+                                    "partner_thumbprints": list(live.thumbprints)}
+        if issuer is None:
+            named = next((i for i in issuers if i.name.lower() == wanted_name.lower()), None)
+            if named is not None:
+                return Check(found=f"issuer '{named.name}' is for {named.metadata_endpoint or 'a certificate'}",
+                             wanted=wanted, evidence=evidence,
+                             failure=f"a trusted token issuer named '{named.name}' already exists for "
+                                     f"{named.metadata_endpoint or 'a certificate'} ({named.registered_issuer_name})",
+                             hint=f"Remove it if it is stale (Remove-SPTrustedSecurityTokenIssuer '{named.name}' "
+                                  "-Confirm:$false), or choose another name in issuer_names; then run again.")
+            return Check(found=f"no trusted token issuer for {url}", wanted=wanted, evidence=evidence,
+                         changes=[f"create trusted token issuer '{wanted_name}' from {url} (not a trust broker)"],
+                         data=wanted_name)
+        if not issuer.is_self_issuer:
+            return Check(found=f"issuer '{issuer.name}' for {url} is a trust broker", wanted=wanted, evidence=evidence,
+                         failure=f"the trusted token issuer '{issuer.name}' for {url} is a trust broker: it would let "
+                                 "the partner speak for any app",
+                         hint=f"Remove it (Remove-SPTrustedSecurityTokenIssuer '{issuer.name}' -Confirm:$false) and "
+                              "run again: the runbook registers the partner as a self-issuer.")
+        thumbprint = target.signing_thumbprint(issuer.name)
+        evidence.update(issuer=issuer.name, registered_issuer_name=issuer.registered_issuer_name, thumbprint=thumbprint)
+        found = (f"issuer '{issuer.name}': {issuer.registered_issuer_name}, certificate "
+                 f"{short_thumbprint(thumbprint) if thumbprint else 'none'}")
+        stale = (issuer.registered_issuer_name.lower() != live.issuer.lower() or thumbprint not in live.thumbprints)
+        changes = [f"read {url} again into issuer '{issuer.name}' (the partner now publishes {live.issuer}, "
+                   f"certificate {short_thumbprint(live.thumbprints[0])})"] if stale else []
+        return Check(found=found, wanted=wanted, evidence=evidence, changes=changes, data=issuer.name)
+
+    def apply(ctx: Any, found: Check) -> list[str]:
+        url, target, issuer_name = metadata_url(ctx), farm(ctx), found.data
+        if found.evidence.get("issuer") is None:
+            target.new_metadata_issuer(issuer_name, url)
+            return [f"created trusted token issuer '{issuer_name}' from {url}"]
+        target.refresh_metadata_issuer(issuer_name, url)
+        return [f"read {url} again into trusted token issuer '{issuer_name}'"]
+
+    def verify(ctx: Any, found: Check) -> Proof:
+        url, target, live = metadata_url(ctx), farm(ctx), partner(ctx)
+        issuer = next((i for i in target.trusted_issuers() if same_metadata_uri(i.metadata_endpoint, url)), None)
+        hint = "Remove the issuer for this endpoint (Remove-SPTrustedSecurityTokenIssuer) and run again."
+        if issuer is None:
+            return Proof(ok=False, text=f"Get-SPTrustedSecurityTokenIssuer finds no issuer for {url}", hint=hint)
+        thumbprint = target.signing_thumbprint(issuer.name)
+        problems = []
+        if issuer.registered_issuer_name.lower() != live.issuer.lower():
+            problems.append(f"RegisteredIssuerName is {issuer.registered_issuer_name}, the partner publishes {live.issuer}")
+        if thumbprint not in live.thumbprints:
+            problems.append(f"its certificate {thumbprint or '(none)'} is not one the partner publishes")
+        if not issuer.is_self_issuer:
+            problems.append("it is a trust broker")
+        evidence = {"issuer": issuer.name, "registered_issuer_name": issuer.registered_issuer_name,
+                    "thumbprint": thumbprint, "is_self_issuer": issuer.is_self_issuer}
+        if problems:
+            return Proof(ok=False, text=f"issuer '{issuer.name}': " + "; ".join(problems), evidence=evidence, hint=hint)
+        return Proof(ok=True, evidence=evidence,
+                     text=f"issuer '{issuer.name}': RegisteredIssuerName {issuer.registered_issuer_name} and certificate "
+                          f"{short_thumbprint(thumbprint)} match the partner's metadata; IsSelfIssuer True")
+
+    return step(step_id, title, check=check, apply=apply, verify=verify)
+
+
+def metadata_root_authority_step(step_id: str, title: str, *, farm: FarmOf, name: ValueOf, root_certificate_url: ValueOf,
+                                 thumbprint: ValueOf) -> Step:
+    """A step that makes ``farm`` trust the root certificate a partner publishes at
+    ``root_certificate_url`` (``…/metadata/json/1/rootcertificate``), whose thumbprint is
+    ``thumbprint(ctx)``: a trusted root authority called ``name``, unless one holds it already."""
+
+    def check(ctx: Any) -> Check:
+        url, wanted_name, wanted_thumbprint = root_certificate_url(ctx), name(ctx), thumbprint(ctx)
+        authorities = farm(ctx).root_authorities()
+        wanted = f"a trusted root authority holding {short_thumbprint(wanted_thumbprint)} (from {url})"
+        evidence = {"root_certificate_url": url, "partner_root_thumbprint": wanted_thumbprint}
+        holding = next((a for a in authorities if a.thumbprint == wanted_thumbprint), None)
+        if holding is not None:
+            return Check(found=f"root authority '{holding.name}' holds {short_thumbprint(wanted_thumbprint)}",
+                         wanted=wanted, evidence=evidence)
+        named = next((a for a in authorities if a.name.lower() == wanted_name.lower()), None)
+        if named is not None:
+            return Check(found=f"root authority '{named.name}' holds {short_thumbprint(named.thumbprint)}",
+                         wanted=wanted, evidence=evidence,
+                         failure=f"a trusted root authority named '{named.name}' already holds another certificate",
+                         hint=f"Remove it if it is stale (Remove-SPTrustedRootAuthority '{named.name}' -Confirm:$false), "
+                              "or choose another name in issuer_names; then run again.")
+        return Check(found=f"no root authority holds {short_thumbprint(wanted_thumbprint)}", wanted=wanted,
+                     evidence=evidence, changes=[f"create trusted root authority '{wanted_name}' from {url}"])
+
+    def apply(ctx: Any, found: Check) -> list[str]:
+        url, wanted_name = root_certificate_url(ctx), name(ctx)
+        farm(ctx).new_metadata_root_authority(wanted_name, url)
+        return [f"created trusted root authority '{wanted_name}' from {url}"]
+
+    def verify(ctx: Any, found: Check) -> Proof:
+        wanted_thumbprint = thumbprint(ctx)
+        holding = next((a for a in farm(ctx).root_authorities() if a.thumbprint == wanted_thumbprint), None)
+        return Proof(ok=holding is not None,
+                     text=f"Get-SPTrustedRootAuthority: '{holding.name}' holds the partner's root certificate "
+                          f"{short_thumbprint(wanted_thumbprint)}" if holding
+                     else f"no trusted root authority holds {short_thumbprint(wanted_thumbprint)}",
+                     evidence={"root_authority": holding.name if holding else None},
+                     hint="Create it with New-SPTrustedRootAuthority -MetadataEndPoint <…/rootcertificate>.")
+
+    return step(step_id, title, check=check, apply=apply, verify=verify)
+
+
+def app_principal_permission_step(step_id: str, title: str, *, farm: FarmOf, site: ValueOf, name_identifier: ValueOf,
+                                  scope: str, right: str, app_only: bool = False) -> Step:
+    """A step that grants the app principal ``name_identifier`` ``right`` at ``scope`` on ``site``
+    (with the app-only policy when ``app_only``). A partner registered as a self-issuer is such a
+    principal as soon as its issuer exists, without Register-SPAppPrincipal."""
+    wanted_words = f"{right} at {scope} scope" + (" with the app-only policy" if app_only else "")
+
+    def granted(target: Farm, url: str, nid: str) -> tuple[bool, dict[str, str]]:
+        rights = target.rights(AppPrincipal(nid, "", url))
+        ok = rights.get(scope) == right and (not app_only or rights.get("AppOnly") == "True")
+        return ok, rights
+
+    def check(ctx: Any) -> Check:
+        nid, url, target = name_identifier(ctx), site(ctx), farm(ctx)
+        wanted = f"{nid}: {wanted_words} on {url}"
+        change = f"grant {nid} {wanted_words} on {url}"
+        if target.app_principal(url, nid) is None:
+            # Not resolvable yet: its issuer is created by an earlier step of the same run.
+            return Check(found=f"{nid} is not an app principal of {url} yet", wanted=wanted, changes=[change],
+                         evidence={"name_identifier": nid})
+        ok, rights = granted(target, url, nid)
+        return Check(found=f"rights: {_rights_words(rights)}", wanted=wanted, changes=[] if ok else [change],
+                     evidence={"name_identifier": nid, "rights_before": rights})
+
+    def apply(ctx: Any, found: Check) -> list[str]:
+        nid, url = name_identifier(ctx), site(ctx)
+        farm(ctx).set_app_principal_permission(url, nid, scope=scope, right=right, app_only=app_only)
+        return [f"granted {nid} {wanted_words} on {url}"]
+
+    def verify(ctx: Any, found: Check) -> Proof:
+        nid, url = name_identifier(ctx), site(ctx)
+        ok, rights = granted(farm(ctx), url, nid)
+        return Proof(ok=ok, text=f"app principal permission of {nid}: {_rights_words(rights)}",
+                     evidence={"rights": rights},
+                     hint=f"Grant it: Set-SPAppPrincipalPermission -Site {url} -Scope {scope} -Right {right}.")
+
+    return step(step_id, title, check=check, apply=apply, verify=verify)
+
+
+def _rights_words(rights: dict[str, str]) -> str:
+    granted = [f"{r} at {scope}" for scope, r in rights.items() if scope != "AppOnly"]
+    if not granted:
+        return "none"
+    return ", ".join(granted) + (" (app-only allowed)" if rights.get("AppOnly") == "True" else "")

@@ -8,6 +8,8 @@ configuration, a certificate) uses the named script templates in ``runbooklib/te
 session it loads the SharePoint cmdlets once with the template
 ``sharepoint/load-sharepoint-powershell`` — the snap-in on 2013/2016/2019, the module on
 Subscription Edition — and remembers that on the session (:func:`ensure_sharepoint_shell`).
+A farm reached without delegated credentials stops there, or at its first farm cmdlet, with
+:data:`DOUBLE_HOP`'s error naming the server and the fix (``auth: credssp``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RemoteError, TrustError
-from .product import LoadedShell, ProductClient, ShellLoader, as_bool, as_text
+from .product import LoadedShell, ProductClient, ShellCondition, ShellLoader, as_bool, as_text
 
 __all__ = [
     "ACS_PROXY_TYPE",
     "AppPrincipal",
+    "DOUBLE_HOP",
     "Farm",
     "LOAD_TEMPLATE",
+    "RootAuthority",
     "SHAREPOINT_SHELL",
     "ServiceProxy",
     "SharePointShell",
@@ -37,6 +41,20 @@ __all__ = [
 ]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+# The double hop: a session that holds no delegated credentials (NTLM; Kerberos without
+# delegation) cannot reach SQL Server as the user. The snap-in (or SE's module) loads with this
+# warning and every farm cmdlet then fails with that error.
+DOUBLE_HOP = ShellCondition(
+    load_warning="The local farm is not accessible.",
+    command_error="Cannot access the local farm.",
+    problem=("{server}: the SharePoint cmdlets cannot reach the farm's databases: the remote session holds no "
+             "credentials it can pass on to SQL Server (the double hop: NTLM, or Kerberos without delegation, "
+             "stops at the first server). Nothing was changed."),
+    fix=("Reach {server} with CredSSP: set auth: credssp for {server} in the inventory; enable CredSSP as a server "
+         "on {server} (Enable-WSManCredSSP -Role Server, as an administrator there) and, when the runbook runs on "
+         "Windows, as a client here (Enable-WSManCredSSP -Role Client -DelegateComputer <{server}'s host name>). "
+         "Kerberos with delegation to SQL Server works too."),
+)
 SHAREPOINT_SHELL = ShellLoader(
     template=LOAD_TEMPLATE,
     product="SharePoint PowerShell",
@@ -44,6 +62,7 @@ SHAREPOINT_SHELL = ShellLoader(
     refusal="SharePoint PowerShell is not installed on this server",
     fix=("Check that {server} is a server of the SharePoint farm (SharePoint Server installed and "
          "joined), and that the inventory names the right server."),
+    conditions=(DOUBLE_HOP,),
 )
 # How the SharePoint cmdlets came into a session: ``snapin`` (Add-PSSnapin
 # Microsoft.SharePoint.PowerShell, 2013–2019), ``module`` (Import-Module SharePointServer,
@@ -118,6 +137,14 @@ class TrustedIssuer:
         A metadata-based issuer takes its name from its partner's metadata, in the partner's realm.
         """
         return not self.metadata_endpoint
+
+
+@dataclass(frozen=True)
+class RootAuthority:
+    """A trusted root authority (Get-SPTrustedRootAuthority) and its certificate's thumbprint."""
+
+    name: str
+    thumbprint: str
 
 
 @dataclass(frozen=True)
@@ -297,6 +324,24 @@ class Farm(ProductClient):
             for i in self._run("Get-SPTrustedSecurityTokenIssuer")
         ]
 
+    def signing_thumbprint(self, issuer_name: str) -> str:
+        """The thumbprint of the signing certificate the trusted issuer ``issuer_name`` holds now."""
+        found = self._template("sharepoint/get-trusted-issuers", Name=issuer_name)
+        return as_text(found[0].get("Thumbprint")).upper() if found else ""
+
+    def root_authorities(self) -> list[RootAuthority]:
+        """Every trusted root authority, ``local`` (the farm's own root) included."""
+        return [RootAuthority(as_text(r.get("Name")), as_text(r.get("Thumbprint")).upper())
+                for r in self._template("sharepoint/get-trusted-root-authorities")]
+
+    def partner_metadata(self, url: str) -> str:
+        """The document at ``url`` as this farm downloads it (its network path, its trusted CAs).
+
+        Raises :class:`RemoteError` with the server's own words when the download fails.
+        """
+        found = self._template("sharepoint/get-partner-metadata", Url=url)
+        return as_text(found[-1].get("Content")) if found else ""
+
     def app_principal(self, site: str, name_identifier: str) -> AppPrincipal | None:
         result = self._invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
                                                               "ErrorAction": "SilentlyContinue"})
@@ -316,12 +361,6 @@ class Farm(ProductClient):
                 principals.append(AppPrincipal(as_text(row.get("NameIdentifier")), as_text(row.get("DisplayName")),
                                                as_text(row.get("Site")), as_text(row.get("Web"))))
         return SiteScan(principals, unreadable)
-
-    def partner_metadata(self, url: str) -> str:
-        """The JSON metadata document at ``url`` as the farm server itself downloads it (its
-        proxy, its TLS settings), as text. Raises :class:`RemoteError` with .NET's reason."""
-        found = self._template("sharepoint/get-partner-metadata", Url=url)
-        return as_text(found[-1].get("Content")) if found else ""
 
     def workflow_service(self, site: str) -> WorkflowService | None:
         """The farm's Workflow Manager pairing, or None when it has none."""
@@ -411,6 +450,19 @@ class Farm(ProductClient):
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:
         self._run("New-SPAzureAccessControlServiceApplicationProxy", Name=name,
                   MetadataServiceEndpointUri=metadata_url, DefaultProxyGroup=True)
+
+    def new_metadata_issuer(self, name: str, metadata_url: str) -> None:
+        """Trust a partner server from its metadata: a self-issuer, not a trust broker."""
+        self._run("New-SPTrustedSecurityTokenIssuer", Name=name, MetadataEndPoint=metadata_url, IsTrustBroker=False)
+
+    def refresh_metadata_issuer(self, name: str, metadata_url: str) -> None:
+        """Read the partner's metadata again into issuer ``name`` (its issuer name and certificate)."""
+        self._run("Set-SPTrustedSecurityTokenIssuer", Identity=name, MetadataEndPoint=metadata_url,
+                  IsTrustBroker=False)
+
+    def new_metadata_root_authority(self, name: str, metadata_url: str) -> None:
+        """Trust the root certificate a partner publishes at ``metadata_url`` (``…/rootcertificate``)."""
+        self._run("New-SPTrustedRootAuthority", Name=name, MetadataEndPoint=metadata_url)
 
     def new_trust_broker(self, name: str, metadata_url: str) -> None:
         self._run("New-SPTrustedSecurityTokenIssuer", Name=name, MetadataEndPoint=metadata_url, IsTrustBroker=True)

@@ -11,11 +11,13 @@ __all__ = [
     "ACS_PRINCIPAL_ID",
     "ACS_STS_ISSUER_NAME",
     "EVOSTS_ISSUER_NAME",
+    "EXCHANGE_CONFIGURATION",
     "EXCHANGE_METADATA_PATH",
     "EXCHANGE_PRINCIPAL_ID",
     "OOS_APP_ID",
     "OOS_SHAREPOINT_ISSUER",
     "OOS_SQL_ISSUER",
+    "POWERSHELL_CONFIGURATION",
     "REALM_INDEPENDENT_ISSUER_NAMES",
     "REALM_INDEPENDENT_REGISTERED_NAMES",
     "SHAREPOINT_METADATA_PATH",
@@ -36,6 +38,11 @@ ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
 # Workflow Manager (unconfirmed: see the lab's SharePoint texts). Its pairing with a farm is
 # renewed with Register-SPWorkflowService -Force, never by re-registering its app principal.
 WORKFLOW_PRINCIPAL_ID = "00000005-0000-0000-c000-000000000000"
+
+# PowerShell session configurations (the runspace a remote session opens): every Windows
+# server's default, and Exchange's commands-only one at http(s)://<server>/PowerShell.
+POWERSHELL_CONFIGURATION = "Microsoft.PowerShell"
+EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
 
 # Where each product serves its S2S metadata document, below its own host.
 SHAREPOINT_METADATA_PATH = "/_layouts/15/metadata/json/1"

@@ -282,11 +282,14 @@ class Estate:
 
     ``served_by`` is recorded in ``estate.json``: ``runbook lab down`` stops only an estate that
     ``runbook lab up`` started, never the process of a test or notebook that started one itself.
+    ``basic_auth`` also enables Basic on every WinRM listener (for a test that needs it; the
+    inventory still names each product's usual scheme).
     """
 
-    def __init__(self, directory: Path | str, *, served_by: str = IN_PROCESS) -> None:
+    def __init__(self, directory: Path | str, *, served_by: str = IN_PROCESS, basic_auth: bool = False) -> None:
         self.dir = Path(directory).resolve()
         self.served_by = served_by
+        self.basic_auth = basic_auth
         self.hosts: dict[str, _Host] = {}
         # server → (port in estate.json, port now) for servers whose port was taken by another program
         self.moved_ports: dict[str, tuple[int, int]] = {}
@@ -355,7 +358,8 @@ class Estate:
                 _write_private(path, _password() + "\n")
             return self.password(name)
 
-        return Host(name=name, state_dir=self.state_dir, ca_bundle=self.ca_bundle, password=password)
+        return Host(name=name, state_dir=self.state_dir, ca_bundle=self.ca_bundle, password=password,
+                    basic_auth=self.basic_auth)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Estate":

@@ -19,6 +19,7 @@ from cryptography import x509
 from ..metadata_download import (
     WEB_CONNECT_FAILED,
     FetchFailed,
+    fetch_body,
     fetch_json,
     issuer_of,
     signing_certificates,
@@ -240,6 +241,16 @@ class FarmOperations:
         except FetchFailed as exc:
             log.info("%s: metadata %s: %s", cmdlet, url, exc)
             raise TerminatingError(sp_error(cmdlet, str(exc), exception=exc.exception_type, target=url)) from exc
+
+    def download_body(self, url: str) -> bytes:
+        """What .NET's WebClient on the farm gets from ``url`` (any body), or :class:`FetchFailed` —
+        from the server's own network: with no outbound access it cannot connect."""
+        if self.outbound_blocked():
+            log.info("download %s: the server has no outbound access (lab fault)", url)
+            raise FetchFailed(WEB_CONNECT_FAILED)
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise FetchFailed(WEB_CONNECT_FAILED)
+        return fetch_body(url, ca_bundle=self.ca_bundle, timeout=self.metadata_timeout, user_agent=USER_AGENT)
 
     def new_issuer(self, cmdlet: str, *, name: str, certificate: x509.Certificate | None, metadata_url: str | None,
                    registered_issuer_name: str | None, is_trust_broker: bool, description: str) -> PSObj:

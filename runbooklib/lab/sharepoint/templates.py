@@ -6,15 +6,16 @@ real farm — through the same operations the cmdlets use, so a template and the
 cannot disagree. :data:`TEMPLATES` maps each template to its handler. Where the PowerShell would
 throw, the handler ends the pipeline with the record ``throw`` produces (``RuntimeException``).
 
-Every template but ``sharepoint/load-sharepoint-powershell`` is registered in the farm's snap-in
-or module: in a runspace where that is not loaded, the endpoint fails it at the first SharePoint
-cmdlet its script calls, as a real farm would. The load template is what loads it.
+Every template but those of :data:`PLAIN_POWERSHELL_TEMPLATES` (the loader, the metadata download)
+is registered in the farm's snap-in or module: in a runspace where that is not loaded, the endpoint
+fails it at the first SharePoint cmdlet its script calls, as a real farm would. The load template is
+what loads it. In a runspace that cannot reach the farm (the double hop, :mod:`.access`) the load
+template loads with the snap-in's warning and every other farm template fails at its first farm cmdlet.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable
 
 from cryptography import x509
@@ -33,11 +34,15 @@ from ..winrm.api import (
 )
 from . import objects as O
 from . import texts as T
+from .access import cannot_access_farm, farm_reachable, template_needs_farm
 from .operations import FarmOperations, norm_url, sp_error
 
-__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATES_WITHOUT_SHAREPOINT", "TEMPLATE_PARAMETERS", "register_templates"]
+__all__ = ["LOAD_TEMPLATE", "PLAIN_POWERSHELL_TEMPLATES", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+# Templates that call no SharePoint cmdlet, so they run whether or not the snap-in is loaded: the
+# loader, and the metadata download (.NET's WebClient only).
+PLAIN_POWERSHELL_TEMPLATES = frozenset({LOAD_TEMPLATE, "sharepoint/get-partner-metadata"})
 
 M = ParamSpec(mandatory=True)
 S = ParamSpec(switch=True)
@@ -120,13 +125,17 @@ def load_sharepoint_powershell(ops: FarmOperations, inv: Invocation) -> None:
     if any(s is not None and source_loaded(inv.session, s.name) for s in (snapin, module)):
         loaded = "already"
     elif snapin is not None:  # Get-PSSnapin -Registered finds it: Add-PSSnapin
-        load_source(inv.session, snapin)
+        load_source(inv.session, snapin, inv)
         loaded = "snapin"
     elif module is not None:  # Get-Module -ListAvailable finds it: Import-Module -Global
-        load_source(inv.session, module)
+        load_source(inv.session, module, inv)
         loaded = "module"
     else:
         raise throw(T.sharepoint_powershell_missing())
+    if not farm_reachable(inv):
+        # Get-SPFarm's error is terminating, so -ErrorAction SilentlyContinue does not hide it and
+        # $ErrorActionPreference = 'Stop' ends the script there, after the snap-in's warning. [U]
+        raise cannot_access_farm("Get-SPFarm")
     with ops.store.view() as state:  # Get-SPFarm -ErrorAction SilentlyContinue
         version = state["build_version"]
     inv.write_output(O.custom({"Loaded": loaded, "Version": version}))
@@ -266,17 +275,6 @@ def get_proxy_group_membership(ops: FarmOperations, inv: Invocation) -> None:
         }))
 
 
-def get_partner_metadata(ops: FarmOperations, inv: Invocation) -> None:
-    url = not_empty("Url", inv.param("Url"))
-    try:
-        document = ops.fetch_document(url)  # WebClient.DownloadString, from this server's network
-    except FetchFailed as exc:
-        raise TerminatingError(ErrorSpec(
-            f'Exception calling "DownloadString" with "1" argument(s): "{exc}"', "WebException",
-            "NotSpecified", "System.Management.Automation.MethodInvocationException")) from None
-    inv.write_output(O.custom({"Url": url, "Content": json.dumps(document)}))
-
-
 def get_workflow_service(ops: FarmOperations, inv: Invocation) -> None:
     with ops.store.view() as state:
         proxy = next((dict(p) for p in state["proxies"] if p["type_name"] == T.WORKFLOW_PROXY_TYPE_NAME), None)
@@ -375,6 +373,19 @@ def get_trusted_root_authorities(ops: FarmOperations, inv: Invocation) -> None:
         }))
 
 
+def get_partner_metadata(ops: FarmOperations, inv: Invocation) -> None:
+    # WebClient.DownloadString: any body comes back as text; only the transfer can fail.
+    url = not_empty("Url", inv.param("Url"))
+    try:
+        body = ops.download_body(url)
+    except FetchFailed as exc:
+        # A .NET method's exception, as PowerShell wraps it (standard PowerShell text).
+        raise TerminatingError(ErrorSpec(f'Exception calling "DownloadString" with "1" argument(s): "{exc}"',
+                                         "WebException", "NotSpecified",
+                                         "System.Management.Automation.MethodInvocationException", url)) from exc
+    inv.write_output(O.custom({"Url": url, "Content": body.decode("utf-8", errors="replace")}))
+
+
 # Template name → its handler (parameters: :data:`TEMPLATE_PARAMETERS`).
 TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
     LOAD_TEMPLATE: load_sharepoint_powershell,
@@ -395,17 +406,14 @@ TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
 }
 
 
-# Templates that call no SharePoint cmdlet: the load template (it is what loads them) and the
-# metadata download (plain .NET, run before anything of SharePoint's is needed).
-TEMPLATES_WITHOUT_SHAREPOINT = frozenset({LOAD_TEMPLATE, "sharepoint/get-partner-metadata"})
-
-
 def register_templates(table: CommandTable, ops: FarmOperations) -> None:
-    """Register :data:`TEMPLATES` over ``ops``; all but :data:`TEMPLATES_WITHOUT_SHAREPOINT` in the
+    """Register :data:`TEMPLATES` over ``ops``; all but :data:`PLAIN_POWERSHELL_TEMPLATES` in the
     farm's snap-in or module."""
     with ops.store.view() as state:
         _, source = T.powershell_source(state["version"])
     for name, handler in TEMPLATES.items():
-        table.template(name, 1, TEMPLATE_PARAMETERS[name],
-                       source=None if name in TEMPLATES_WITHOUT_SHAREPOINT else source)(
-            functools.partial(handler, ops))
+        bound = functools.partial(handler, ops)
+        if name in PLAIN_POWERSHELL_TEMPLATES:  # no source: the loader loads it; the download needs none
+            table.template(name, 1, TEMPLATE_PARAMETERS[name])(bound)
+        else:
+            table.template(name, 1, TEMPLATE_PARAMETERS[name], source=source)(template_needs_farm(bound))

@@ -65,6 +65,32 @@ def sharepoint_powershell_missing() -> str:
 STS_MANAGER_NAME = "SecurityTokenServiceManager"   # [U]
 
 # ---------------------------------------------------------------------------------------------
+# The double hop. A remote session whose client did not delegate its credentials (NTLM, Kerberos
+# without delegation) runs as the user on the farm server but cannot authenticate as the user to
+# SQL Server, so the farm's configuration database is out of reach; CredSSP delegates them.
+# [C] the warning the snap-in (and SE's module) writes while it loads in such a session, on the
+#     warning stream; the load itself succeeds (SharePointDsc issue 659, Microsoft's
+#     "PowerShell Remoting for SharePoint" blog).
+# [C] the error every farm cmdlet then fails with: category InvalidData, exception
+#     SPCmdletException, FullyQualifiedErrorId the cmdlet's class (captures in
+#     brianlala/AutoSPUpdater issue 1 for Get-SPDiagnosticConfig and a remoting report for
+#     Get-SPSite).
+# [U] that the error is terminating (ThrowTerminatingError): captures show it alone, as a
+#     terminating error shows. Then -ErrorAction SilentlyContinue does not hide it (PowerShell
+#     applies -ErrorAction to non-terminating errors only [C]) and a script with
+#     $ErrorActionPreference = 'Stop' ends there: the load template fails at its Get-SPFarm, after
+#     the warning. The field review reads it the other way (SilentlyContinue hides it); the
+#     runbooks recognise both the warning and the error, so either reading stops them.
+# [U] which cmdlets stay unregistered ("Cmdlets with FeatureDependencyId"): the lab registers
+#     all of them and fails each one, which is what a runbook sees either way.
+LOCAL_FARM_NOT_ACCESSIBLE = "The local farm is not accessible. Cmdlets with FeatureDependencyId are not registered."
+CANNOT_ACCESS_LOCAL_FARM = ("Cannot access the local farm. Verify that the local farm is properly configured, "
+                            "currently available, and that you have the appropriate permissions to access the "
+                            "database before trying again.")
+CANNOT_ACCESS_LOCAL_FARM_CATEGORY = "InvalidData"
+SP_CMDLET_EXCEPTION = "Microsoft.SharePoint.PowerShell.SPCmdletException"
+
+# ---------------------------------------------------------------------------------------------
 # .NET type names (pstypenames, most-derived first).
 _PERSISTED = [
     "Microsoft.SharePoint.Administration.SPPersistedObject",
