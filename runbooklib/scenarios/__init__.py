@@ -71,6 +71,11 @@ SCENARIOS: dict[str, ScenarioInfo] = {
             "SharePoint Server ↔ SharePoint in Microsoft 365 (hybrid, via Entra ID / ACS)",
             "runbooklib.scenarios.sharepoint_hybrid",
         ),
+        ScenarioInfo(
+            "farm-to-farm",
+            "SharePoint Server farms ↔ their on-premises partners (farm-to-farm, Exchange, Skype; one-way S2S trusts)",
+            "runbooklib.scenarios.farm_to_farm",
+        ),
     )
 }
 
