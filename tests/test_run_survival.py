@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import scrapbook
+import yaml
 
 from conftest import ROOT, runbook
 
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.slow
 
 SPO = "00000003-0000-0ff1-ce00-000000000000"
 LAB_PARAMS = ROOT / "parameters" / "lab" / "sharepoint-hybrid.yaml"
+# Outlasts the orphaned kernel, which notices within seconds that its parent is gone and exits.
+_STALL_SECONDS = 20.0
 
 
 def _run_args(lab, archive: Path, *extra: str) -> list[str]:
@@ -70,16 +73,44 @@ def test_two_applies_at_once_on_one_farm_one_waits_and_neither_meets_a_product_e
     assert _history(archive)[-1]["changes"] == 0
 
 
+def _tenant_requests_through(lab, step_id: str) -> int:
+    """How many requests the tenant answers in an undisturbed apply up to the end of ``step_id``
+    (made in-process, as the notebook makes it); the lab is reset afterwards."""
+    from runbooklib.runner import start
+    from runbooklib.scenarios import SCENARIOS
+
+    info = SCENARIOS["sharepoint-hybrid"]
+    tenant = lab.server("contoso")
+    origin = tenant.requests
+    run = start("sharepoint-hybrid", mode="apply", inventory=lab.inventory_path,
+                params=yaml.safe_load(LAB_PARAMS.read_text()))
+    try:
+        for step in info.load().STEPS:
+            run.step(step)
+            if step.id == step_id:
+                return tenant.requests - origin
+        raise AssertionError(f"sharepoint-hybrid has no step {step_id}")
+    finally:
+        if run.status is None:
+            run.fail(RuntimeError("the test learned what it needed"))
+        lab.reset()
+
+
 def test_a_run_killed_after_its_first_change_is_filed_interrupted_and_a_rerun_converges(lab, tmp_path):
     archive = tmp_path / "records"
     keys_before = len(lab.tenant.key_credentials(SPO))
+    # The run is held in the step after the key upload: the tenant stalls that step's first
+    # request (long enough for the kill to land there), so the kill never races the run's end.
+    # By then papermill has saved the upload's cell, as it does before it starts the next one.
+    tenant = lab.server("contoso")
+    tenant.faults.add("stall", seconds=_STALL_SECONDS, after=_tenant_requests_through(lab, "sts-certificate"))
     run = _spawn(lab, archive, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while len(lab.tenant.key_credentials(SPO)) == keys_before:
-        assert run.poll() is None, "the run ended before it added the farm's key"
-        assert time.monotonic() < deadline, "the run never added the farm's key"
+    while tenant.faults.pending():
+        assert run.poll() is None, "the run ended before the step after the key upload reached the tenant"
+        assert time.monotonic() < deadline, "the run never reached the step after the key upload"
         time.sleep(0.05)
-    time.sleep(1.5)  # let papermill save the step's cell, as it does after every cell
+    assert len(lab.tenant.key_credentials(SPO)) == keys_before + 1, "the run is held before it added the farm's key"
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=30)
 

@@ -72,10 +72,13 @@ def _apply(lab, scenario: str, *, per_step: dict | None = None):
     try:
         for step in info.load().STEPS:
             before = {name: lab.server(name).requests - origin[name] for name in lab.hosts}
-            run.step(step)
-            if per_step is not None:
-                per_step[step.id] = {name: (before[name], lab.server(name).requests - origin[name])
-                                     for name in lab.hosts if lab.server(name).requests - origin[name] > before[name]}
+            try:
+                run.step(step)
+            finally:
+                if per_step is not None:
+                    per_step[step.id] = {name: (before[name], lab.server(name).requests - origin[name])
+                                         for name in lab.hosts
+                                         if lab.server(name).requests - origin[name] > before[name]}
         run.finish()
     finally:
         if run.status is None:
@@ -107,9 +110,16 @@ def test_a_dropped_call_fails_its_step_and_a_rerun_converges(estate, scenario, s
             ids = _initial_ids(lab)
             lab.server(server).faults.add("drop", after=number)
             where = f"request {number + 1} on {server}"
+            seen: dict[str, dict[str, tuple[int, int]]] = {}
             try:
-                run = _apply(lab, scenario)
+                run = _apply(lab, scenario, per_step=seen)
             except StepFailed as failed:
+                # The sample aims by request number: it hits the step it means only if every step
+                # before makes the same requests as in the undisturbed run.
+                order = list(baseline.windows)
+                earlier = order[:order.index(step_id)]
+                assert {s: seen.get(s) for s in earlier} == {s: baseline.windows[s] for s in earlier}, (
+                    f"{where}: the steps before {step_id} made other requests than undisturbed: {seen}")
                 assert failed.step == step_id, f"{where}: {failed}"
                 assert failed.hint, f"{where}: the failure says nothing about what to do"
                 assert step_id in str(failed), f"{where}: the failure does not name the step"

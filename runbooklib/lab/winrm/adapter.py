@@ -47,9 +47,6 @@ log = logging.getLogger(__name__)
 # runner(commands, pipeline input, sink, session) -> outcome; runs in the pipeline's worker thread.
 PipelineRunner = Callable[[list[CommandSpec], list[Any], PipelineSink, dict[str, Any]], PipelineOutcome]
 
-# Once a pipeline has output but is still running, a Receive waits this long for it to finish so
-# that a short command costs exactly one Receive (measured: 2 WS-Man requests per pipeline).
-_LINGER_SECONDS = 0.05
 # Markup around each rsp:Stream element in a Receive answer.
 _STREAM_OVERHEAD = 160
 
@@ -96,6 +93,11 @@ class _Sink:
     @property
     def stopping(self) -> bool:
         return self._run.stop_requested
+
+
+def _queued_size(queue: deque[bytes]) -> int:
+    """What ``queue`` would take in a Receive answer, markup included."""
+    return sum(len(chunk) + _STREAM_OVERHEAD for chunk in queue)
 
 
 class Shell:
@@ -215,7 +217,6 @@ class Shell:
         budget = soap.receive_budget(max_envelope_size)
         target = uuid.UUID(command_id) if command_id else None
         deadline = time.monotonic() + max(timeout, 0.2)
-        linger_until: float | None = None
         with self._cond:
             run = self._runs.get(target) if target else None
             if target is not None and run is None:
@@ -226,13 +227,13 @@ class Shell:
                 finished = run is None or run.finished
                 now = time.monotonic()
                 if queue:
-                    if finished:
+                    # A running pipeline's output is held until it finishes, fills an envelope or the
+                    # answer is due: how many Receives a command costs then depends on the command
+                    # (its output's size, whether it outlasts the operation timeout), never on how
+                    # busy the machine is — the fault matrix counts requests to aim its faults.
+                    if finished or now >= deadline or _queued_size(queue) >= budget:
                         break
-                    if linger_until is None:
-                        linger_until = now + _LINGER_SECONDS
-                    if now >= linger_until:
-                        break
-                    self._cond.wait(min(linger_until, deadline) - now)
+                    self._cond.wait(deadline - now)
                     continue
                 if run is not None and run.finished:
                     break
