@@ -7,7 +7,7 @@ A package per product, beside the parts every product shares:
 :mod:`.tenant`             the Microsoft 365 tenant: Entra ID, ACS metadata, Graph, SharePoint Online
 :mod:`.product`            what a product is to the estate (hosts, open, mount, reset, inventory)
 :mod:`.registry`           the products the estate runs; a new product (``oos/``, ``skype/``, ``exchange/``) is one line
-:mod:`.estate`             starts, stops and resets every registered host; the inventory; fault injection
+:mod:`.estate`             starts, stops, resets every host (WinRM on https and http); inventory; faults
 :mod:`.store`              the one persisted state store (atomic 0600 writes, initial state, one lock rule)
 :mod:`.powershell`         PowerShell behaviour every product's cmdlets share, and PowerShell's texts
 :mod:`.metadata_download`  how a Windows server downloads a partner's JSON metadata (.NET WebException texts)

@@ -130,13 +130,15 @@ def test_changes_and_ports_survive_stop_and_start(clean_estate):
         conns.invoke_template("sp-b", "sharepoint/new-trusted-root-authority-from-certificate",
                               {"Name": "OOS farm", "CertificateRawData": root_cert.cert_der})
     ports, inventory_text = estate.ports, estate.inventory_path.read_text()
+    http_ports = estate.winrm_http_ports
 
     estate.stop()
-    assert all(_connection_refused(port) for port in ports.values())
+    assert all(_connection_refused(port) for port in [*ports.values(), *http_ports.values()])
     assert "pid" not in json.loads((estate.dir / STATE_FILE).read_text())
     estate.start()
 
     assert estate.ports == ports
+    assert estate.winrm_http_ports == http_ports and http_ports
     assert estate.inventory_path.read_text() == inventory_text
     with SharePointConnections(load_inventory(estate.inventory_path)) as conns:
         assert conns.invoke("sp-a", "Get-SPAuthenticationRealm").output == [realm]

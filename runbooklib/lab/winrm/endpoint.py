@@ -21,6 +21,10 @@ commands-only configuration (``commands_only("Microsoft.Exchange")``, mounted wi
 ``path="/PowerShell"`` as Exchange serves it) runs cmdlets with parameters and refuses every
 script, templates included, with PowerShell's no-language parse error.
 
+One endpoint may be served by several listeners of its host (the estate adds a plain-http one
+to each HTTPS server with a WinRM route): shells and session state are the endpoint's, and a
+Create answer names the address the client reached.
+
 An ``error`` fault from the server's fault plan (delivered in the ``x-lab-fault`` request
 header by :class:`LabServer`) makes the next pipeline on this endpoint fail with an error record
 carrying the fault's message; ``drop`` and ``stall`` faults never reach the endpoint.
