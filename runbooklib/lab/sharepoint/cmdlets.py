@@ -21,6 +21,7 @@ from cryptography import x509
 from ..powershell import (
     ambiguous_parameter_set,
     enum_value,
+    find_by_identity,
     get_by_identity,
     missing_mandatory,
     refuse_non_live,
@@ -219,6 +220,13 @@ def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
                        bool(inv.param("EnableAppOnlyPolicy", False)))
 
 
+def get_service_application(ops: FarmOperations, inv: Invocation) -> None:
+    with ops.store.view() as state:
+        applications = [dict(a) for a in state["service_applications"]]
+    _get_by_identity(inv, "Get-SPServiceApplication", applications,
+                     lambda: find_by_identity(applications, inv.param("Identity")), O.service_application_obj)
+
+
 def get_proxy(ops: FarmOperations, inv: Invocation) -> None:
     with ops.store.view() as state:
         _get_by_identity(inv, "Get-SPServiceApplicationProxy", state["proxies"],
@@ -359,6 +367,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
     Cmdlet("Set-SPAppPrincipalPermission", {
         "AppPrincipal": P(), "Site": MANDATORY, "Scope": MANDATORY, "Right": MANDATORY,
         "EnableAppOnlyPolicy": SWITCH}, set_app_principal_permission),
+    Cmdlet("Get-SPServiceApplication", {"Identity": P(position=0), "Name": P()}, get_service_application),
     Cmdlet("Get-SPServiceApplicationProxy", {"Identity": P(position=0)}, get_proxy),
     Cmdlet("Remove-SPServiceApplicationProxy", {
         "Identity": P(mandatory=True, position=0), "RemoveData": SWITCH}, remove_proxy),

@@ -18,6 +18,12 @@ from ..powershell import AMBIGUOUS_PARAMETER_SET
 # Well-known identities                                                                    [C]
 SHAREPOINT_PRINCIPAL_ID = "00000003-0000-0ff1-ce00-000000000000"
 ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
+# Office Online Server's issuers: one first-party app id in two fixed realms (SharePoint's, SQL
+# Server's), whatever the farm's realm (oos-commands.md §7).
+OOS_FIXED_REALM_ISSUERS = frozenset({
+    "67e3df25-268a-4324-a550-0de1c7f97287@bd2372e4-0a11-495c-9541-8377c6def195",
+    "67e3df25-268a-4324-a550-0de1c7f97287@ffab2d74-c6ae-4375-819a-8555d49b699a",
+})
 
 # ---------------------------------------------------------------------------------------------
 # Builds Get-SPFarm reports per product version. [C] that these builds exist (SharePointDsc keeps
@@ -133,6 +139,15 @@ INITIAL_PROXIES = [
     },
 ]
 ACS_PROXY_TYPE_NAME = "Azure Access Control Service Application Proxy"   # [U]
+
+# The User Profile service application a farm may have (Get-SPServiceApplication).
+# [C] S2S with Office Online Server needs one (S2S-DOC); [U] the type names below.
+USER_PROFILE_SERVICE = {
+    "name": "User Profile Service Application",
+    "type": "Microsoft.Office.Server.Administration.UserProfileApplication",
+    "type_name": "User Profile Service Application",
+}
+T_SERVICE_APPLICATION_BASE = ["Microsoft.SharePoint.Administration.SPServiceApplication", *_PERSISTED]  # [C]
 DEFAULT_PROXY_GROUP_FRIENDLY_NAME = "[default]"                          # [U]
 
 ZONES = ("Default", "Intranet", "Internet", "Custom", "Extranet")        # [C] SPUrlZone
@@ -234,6 +249,7 @@ CMDLET_CLASSES = {  # [U] SPCmdlet<Verb><Noun> pattern
     "Register-SPAppPrincipal": "SPCmdletRegisterAppPrincipal",
     "Get-SPAppPrincipal": "SPCmdletGetAppPrincipal",
     "Set-SPAppPrincipalPermission": "SPCmdletSetAppPrincipalPermission",
+    "Get-SPServiceApplication": "SPCmdletGetServiceApplication",
     "Get-SPServiceApplicationProxy": "SPCmdletGetServiceApplicationProxy",
     "Remove-SPServiceApplicationProxy": "SPCmdletRemoveServiceApplicationProxy",
     "Get-SPServiceApplicationProxyGroup": "SPCmdletGetServiceApplicationProxyGroup",

@@ -95,6 +95,7 @@ _DIAG_CODES = {
     "expired": 3000006,
     "not_yet_valid": 3000006,
     "principal_not_registered": 3000007,
+    "wrong_nameid": 3000007,
 }
 # Reasons that mean "authenticated, not authorised": 403, not a new challenge.
 _FORBIDDEN = frozenset({"no_rights_on_site", "app_only_not_allowed"})
@@ -271,6 +272,8 @@ def _judge(token: str, farm: _FarmView) -> _Verdict:
         _refuse_unknown_issuer(token, iss, farm)
     if issuer["metadata_endpoint"]:
         return _judge_broker(token, issuer, farm)
+    if issuer["registered_issuer_name"].lower() in T.OOS_FIXED_REALM_ISSUERS:
+        return _judge_fixed_realm(token, issuer, farm)
     return _judge_addin(token, issuer, farm)
 
 
@@ -330,6 +333,19 @@ def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdic
             "issuer_not_trust_broker",
             f"The trusted issuer '{issuer['name']}' ({issuer['registered_issuer_name']}) is a self-issuer: it "
             f"speaks only for {issuer_id}@{farm.realm}, not for {accepted.nameid} (that needs IsTrustBroker).",
+        )
+    return _Verdict(accepted, _registered(accepted, farm), addin=True)
+
+
+def _judge_fixed_realm(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
+    """An issuer named in a realm of its own (Office Online Server): it speaks only for itself,
+    in any farm realm; its app principal needs rights like an add-in's."""
+    accepted = _verify(token, issuer, farm)
+    if accepted.nameid != issuer["registered_issuer_name"].lower():
+        raise s2s_oracle.Rejected(
+            "wrong_nameid",
+            f"The token from '{issuer['name']}' speaks for {accepted.nameid or '(nobody)'}; that issuer speaks "
+            f"only for {issuer['registered_issuer_name']}.",
         )
     return _Verdict(accepted, _registered(accepted, farm), addin=True)
 
