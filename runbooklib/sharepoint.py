@@ -21,6 +21,8 @@ from .product import LoadedShell, ProductClient, ShellLoader, as_bool, as_text
 __all__ = [
     "ACS_PROXY_TYPE",
     "AppPrincipal",
+    "RootAuthority",
+    "ServiceApplication",
     "Farm",
     "LOAD_TEMPLATE",
     "SHAREPOINT_SHELL",
@@ -99,6 +101,8 @@ class TrustedIssuer:
     registered_issuer_name: str
     is_self_issuer: bool
     metadata_endpoint: str | None
+    #: the signing certificate's thumbprint, when it was read (:meth:`Farm.certificate_issuers`)
+    thumbprint: str | None = None
 
     @property
     def realm(self) -> str:
@@ -142,6 +146,22 @@ class ServiceProxy:
     type: str
     metadata_endpoint_uri: str | None
     in_default_group: bool
+
+
+@dataclass(frozen=True)
+class RootAuthority:
+    """A trusted root authority (Get-SPTrustedRootAuthority) and its certificate's thumbprint."""
+
+    name: str
+    thumbprint: str
+
+
+@dataclass(frozen=True)
+class ServiceApplication:
+    """A service application of the farm (Get-SPServiceApplication)."""
+
+    name: str
+    type_name: str
 
 
 def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePointShell:
@@ -233,6 +253,27 @@ class Farm(ProductClient):
             for i in self._run("Get-SPTrustedSecurityTokenIssuer")
         ]
 
+    def certificate_issuers(self) -> list[TrustedIssuer]:
+        """Every trusted issuer with its signing certificate's thumbprint (read on the server)."""
+        return [
+            TrustedIssuer(
+                name=as_text(i.get("Name")),
+                registered_issuer_name=as_text(i.get("RegisteredIssuerName")),
+                is_self_issuer=as_bool(i.get("IsSelfIssuer")),
+                metadata_endpoint=as_text(i.get("MetadataEndPoint")) or None,
+                thumbprint=as_text(i.get("Thumbprint")).upper() or None,
+            )
+            for i in self._template("sharepoint/get-trusted-issuers")
+        ]
+
+    def trusted_root_authorities(self) -> list[RootAuthority]:
+        return [RootAuthority(as_text(a.get("Name")), as_text(a.get("Thumbprint")).upper())
+                for a in self._template("sharepoint/get-trusted-root-authorities")]
+
+    def service_applications(self) -> list[ServiceApplication]:
+        return [ServiceApplication(as_text(a.get("DisplayName") or a.get("Name")), as_text(a.get("TypeName")))
+                for a in self._run("Get-SPServiceApplication")]
+
     def app_principal(self, site: str, name_identifier: str) -> AppPrincipal | None:
         result = self._invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
                                                               "ErrorAction": "SilentlyContinue"})
@@ -307,6 +348,17 @@ class Farm(ProductClient):
                                                   right=rights[scope], app_only=rights.get("AppOnly") == "True")
                 granted.append(f"{rights[scope]} at {scope}")
         return granted
+
+    def new_certificate_issuer(self, name: str, certificate_der: bytes, registered_issuer_name: str, *,
+                               is_trust_broker: bool = False, description: str = "") -> None:
+        """A trusted token issuer from a certificate (public part, DER), registered as ``registered_issuer_name``."""
+        self._template("sharepoint/new-trusted-issuer-from-certificate", Name=name, CertificateRawData=certificate_der,
+                       RegisteredIssuerName=registered_issuer_name, IsTrustBroker=is_trust_broker,
+                       Description=description)
+
+    def new_trusted_root_authority(self, name: str, certificate_der: bytes) -> None:
+        self._template("sharepoint/new-trusted-root-authority-from-certificate", Name=name,
+                       CertificateRawData=certificate_der)
 
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:
         self._run("New-SPAzureAccessControlServiceApplicationProxy", Name=name,

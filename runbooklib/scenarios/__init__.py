@@ -71,6 +71,11 @@ SCENARIOS: dict[str, ScenarioInfo] = {
             "SharePoint Server ↔ SharePoint in Microsoft 365 (hybrid, via Entra ID / ACS)",
             "runbooklib.scenarios.sharepoint_hybrid",
         ),
+        ScenarioInfo(
+            "oos-trust",
+            "Office Online Server ↔ SharePoint Server (S2S trust for ODC refresh and the Power Pivot dashboard)",
+            "runbooklib.scenarios.oos_trust",
+        ),
     )
 }
 
