@@ -36,6 +36,7 @@ __all__ = [
     "CertificateFormat",
     "LoadedCertificate",
     "check_usable",
+    "from_pfx",
     "load_certificate",
     "new_self_signed",
     "short_thumbprint",
@@ -376,3 +377,8 @@ def to_pfx(cert: LoadedCertificate, password: str) -> bytes:
     return pkcs12.serialize_key_and_certificates(
         None, key, cert.certificate, list(cert.chain) or None,
         serialization.BestAvailableEncryption(password.encode("utf-8")))
+
+
+def from_pfx(data: bytes, password: str, *, source: str = "<bytes>") -> LoadedCertificate:
+    """PFX bytes this run holds the password of (not a reference): e.g. exported from a server."""
+    return _load_pfx(data, source, password.encode("utf-8"), "the run's one-time password")

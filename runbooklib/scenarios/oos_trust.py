@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._kernel import in_kernel
-from ..certs import LoadedCertificate, check_usable, load_certificate, new_self_signed, short_thumbprint, to_pfx
+from ..certs import LoadedCertificate, check_usable, from_pfx, load_certificate, new_self_signed, short_thumbprint, to_pfx
 from ..errors import CertificateError, InputError
 from ..farm_trust_steps import (
     IssuerWanted,
@@ -173,9 +173,9 @@ class OosFacts:
             found = next((c for c in server.certificates() if c.friendly_name == p.friendly_name
                           and c.has_private_key and c.subject == c.issuer), None)
             if found is not None:
-                cert = load_certificate(server.export_certificate(found.thumbprint))
-                return CertificateMaterial(cert, server.export_pfx(found.thumbprint, password), password, True,
-                                           f"self-signed, made by an earlier run, found on {name}")
+                pfx = server.export_pfx(found.thumbprint, password)
+                return CertificateMaterial(from_pfx(pfx, password, source=f"{name}: {found.thumbprint}"), pfx,
+                                           password, True, f"self-signed, made by an earlier run, found on {name}")
         made = new_self_signed(p.self_signed_subject)
         return CertificateMaterial(made, to_pfx(made, password), password, True, "self-signed, made by this run")
 
