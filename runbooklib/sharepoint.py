@@ -253,8 +253,9 @@ class Farm(ProductClient):
             for i in self._run("Get-SPTrustedSecurityTokenIssuer")
         ]
 
-    def certificate_issuers(self) -> list[TrustedIssuer]:
-        """Every trusted issuer with its signing certificate's thumbprint (read on the server)."""
+    def certificate_issuers(self, name: str = "") -> list[TrustedIssuer]:
+        """Every trusted issuer (or the one called ``name``) with its signing certificate's thumbprint,
+        read on the server."""
         return [
             TrustedIssuer(
                 name=as_text(i.get("Name")),
@@ -263,7 +264,7 @@ class Farm(ProductClient):
                 metadata_endpoint=as_text(i.get("MetadataEndPoint")) or None,
                 thumbprint=as_text(i.get("Thumbprint")).upper() or None,
             )
-            for i in self._template("sharepoint/get-trusted-issuers")
+            for i in self._template("sharepoint/get-trusted-issuers", Name=name)
         ]
 
     def trusted_root_authorities(self) -> list[RootAuthority]:

@@ -89,12 +89,16 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
         constants = {t.id: n.value.value for n in module.body if isinstance(n, ast.Assign)
                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
                      for t in n.targets if isinstance(t, ast.Name)}
+        for call in (n for n in ast.walk(module) if isinstance(n, ast.Call) and _called_name(n) == "ShellLoader"):
+            # A product's load template runs with no parameters, named where its loader is made.
+            named = next((k.value for k in call.keywords if k.arg == "template"), None)
+            bindings.setdefault(_string(named, constants, f"{path.name}:{call.lineno}"), set())
         for function in (n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             dicts = _dict_keys_by_name(function)
             for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
                 kind = _CALLS.get(_called_name(call))
-                if kind is None or function.name in _CALLS:
-                    continue  # not a template call, or the helper's own body forwarding its arguments
+                if kind is None or function.name in _CALLS or _names_by_attribute(call):
+                    continue  # not a template call, or a helper forwarding a name its caller gave
                 where = f"{path.name}:{call.lineno}"
                 name = _string(call.args[0] if call.args else None, constants, where)
                 names = _keyword_names(call, dicts, where) if kind == "keywords" else _dict_names(call, dicts, where)
@@ -103,6 +107,11 @@ def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
 
 
 # ---------------------------------------------------------------------------- scanning helpers
+
+def _names_by_attribute(call: ast.Call) -> bool:
+    """``invoke_template(self.template)``: the name is an attribute set elsewhere (a ShellLoader's)."""
+    return bool(call.args) and isinstance(call.args[0], ast.Attribute)
+
 
 def _snippet(node: Node) -> str:
     return node.text.decode("utf-8", "replace").splitlines()[0][:40] if node.text else node.type

@@ -34,6 +34,13 @@ Two kinds of caller are judged (token rules from :mod:`.s2s_oracle`, the lab's o
   there, or a SiteSubscription grant (``no_rights_on_site``); an app-only call (an actor token
   without a user token around it) needs a grant with the app-only policy (``app_only_not_allowed``).
 
+*Office Online Server* — its issuers are certificate-based and named in fixed realms of their own
+(``67e3df25-…@bd2372e4-…`` for SharePoint, ``…@ffab2d74-…`` for SQL Server), whatever the farm's realm:
+
+* the issuer's certificate verifies the token (``unknown_x5t`` / ``bad_signature``), audience and
+  times as above; its ``nameid`` is the issuer itself (``wrong_nameid``), an app principal with
+  rights on the site (``no_rights_on_site``), app-only (``app_only_not_allowed``).
+
 A refused token is 401 with the same realm challenge, an ``x-ms-diagnostics`` header and
 ``X-Lab-S2S-Reason`` (the machine-readable reason); a caller that is authenticated but has no
 rights gets 403 with SharePoint's access-denied error and the same reason header. Acceptance is
