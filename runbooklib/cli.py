@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--foreground", action="store_true", help="stay attached until Ctrl+C")
     p_fault = lab_sub.add_parser("fault", help="make a lab server misbehave for its next requests")
     p_fault.add_argument("server", help="lab server name, e.g. sp-a")
-    p_fault.add_argument("kind", choices=["drop", "stall", "error", "clear"])
+    p_fault.add_argument("kind", choices=["drop", "stall", "error", "no-outbound", "clear"])
     p_fault.add_argument("--count", type=int, default=1, help="how many requests (default 1)")
     p_fault.add_argument("--seconds", type=float, help="with stall: how long to hold each request")
     p_fault.add_argument("--message", help="with error: the error record's message")

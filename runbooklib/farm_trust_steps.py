@@ -184,7 +184,7 @@ def root_authority_step(step_id: str, title: str, *, farm: FarmOf, name: ValueOf
         if not needed(ctx):
             return Check(found="not needed", wanted="no trusted root authority", skip=skip_reason)
         cert, wanted_name = certificate(ctx), name(ctx)
-        roots = farm(ctx).trusted_root_authorities()
+        roots = farm(ctx).root_authorities()
         hit = next((r for r in roots if r.thumbprint == cert.thumbprint), None)
         if hit is not None:
             return Check(found=f"'{hit.name}' trusts {short_thumbprint(cert.thumbprint)}",
@@ -205,7 +205,7 @@ def root_authority_step(step_id: str, title: str, *, farm: FarmOf, name: ValueOf
 
     def verify(ctx: Any, found: Check) -> Proof:
         cert = certificate(ctx)
-        hit = next((r for r in farm(ctx).trusted_root_authorities() if r.thumbprint == cert.thumbprint), None)
+        hit = next((r for r in farm(ctx).root_authorities() if r.thumbprint == cert.thumbprint), None)
         return Proof(ok=hit is not None,
                      text=f"Get-SPTrustedRootAuthority: '{hit.name}' = {cert.thumbprint}" if hit
                      else f"no trusted root authority holds {cert.thumbprint}",

@@ -36,6 +36,7 @@ from pydantic.fields import FieldInfo
 
 from .errors import InputError
 from .secrets import parse_secret_ref
+from .wellknown import POWERSHELL_CONFIGURATION
 
 __all__ = [
     "AuthMethod",
@@ -199,12 +200,23 @@ class ServerSpec(_Model):
     ca_bundle: Path | None = None
     web_url: str | None = None
     allow_http: bool = Field(default=False, strict=True)
+    configuration: str = Field(
+        default=POWERSHELL_CONFIGURATION,
+        description="the PowerShell session configuration to open (Exchange: Microsoft.Exchange at /PowerShell)")
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("expected a name of letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("configuration")
+    @classmethod
+    def _configuration(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("expected a session configuration name of letters, digits, '.', '_' and '-', "
+                             "e.g. Microsoft.PowerShell or Microsoft.Exchange")
         return value
 
     @field_validator("ca_bundle", mode="before")

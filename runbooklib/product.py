@@ -6,6 +6,12 @@ session, before the session's first command, and the result is remembered on the
 every client of that session shares it. A product whose endpoint already offers its commands
 (Exchange) names none.
 
+A loader may also name :class:`ShellCondition` s: states of the server in which the cmdlets load
+but cannot work (SharePoint reached without delegated credentials: the double hop). Each is
+recognised by the warning the load writes or by the error the cmdlets then fail with, and turned
+into one error that names the server, the cause and the fix — at the load, or at the first
+command if the load did not show it.
+
 :class:`ProductClient` runs cmdlets (``_run``/``_invoke``) and named script templates
 (``_template``) with bound parameters; :func:`as_text` and :func:`as_bool` read the values
 that come back, whatever shape PowerShell gave them.
@@ -23,6 +29,7 @@ from .errors import RemoteError
 __all__ = [
     "LoadedShell",
     "ProductClient",
+    "ShellCondition",
     "ShellLoader",
     "as_bool",
     "as_text",
@@ -62,6 +69,36 @@ class LoadedShell:
 
 
 @dataclass(frozen=True)
+class ShellCondition:
+    """A server state in which the product's cmdlets load but cannot work, as the product reports it.
+
+    ``load_warning``: how the warning the load writes starts; ``command_error``: how the message
+    of the error the cmdlets then fail with starts; ``problem`` and ``fix``: what the runbook says
+    and what to change, each with ``{server}`` in it.
+    """
+
+    load_warning: str
+    command_error: str
+    problem: str
+    fix: str
+
+    def shown_by_warnings(self, warnings: Any) -> bool:
+        return any(str(w).strip().startswith(self.load_warning) for w in warnings or ())
+
+    def shown_by_error(self, exc: RemoteError) -> bool:
+        return (exc.reason or exc.message or "").strip().startswith(self.command_error)
+
+    def error(self, server: str, said: str, cause: RemoteError | None = None) -> RemoteError:
+        """The error to raise: the runbook's words, then what the product said."""
+        return RemoteError(
+            f"{self.problem.format(server=server)} {server} said: {said}",
+            hint=self.fix.format(server=server), target=server,
+            cmdlet=cause.cmdlet if cause else None, reason=cause.reason if cause else said,
+            error_id=cause.error_id if cause else None, category=cause.category if cause else None,
+        )
+
+
+@dataclass(frozen=True)
 class ShellLoader:
     """How one product's cmdlets are loaded into a session.
 
@@ -74,6 +111,7 @@ class ShellLoader:
     product: str
     refusal: str
     fix: str
+    conditions: tuple[ShellCondition, ...] = ()
 
     def ensure(self, session: Any, *, name: str | None = None) -> LoadedShell:
         """Load the cmdlets into ``session`` unless this session already did; idempotent.
@@ -87,8 +125,11 @@ class ShellLoader:
             return known
         server = name or str(getattr(session, "name", "") or "the server")
         try:
-            rows = list(session.invoke_template(self.template).output)
+            result = session.invoke_template(self.template)
         except RemoteError as exc:
+            explained = self.explain(exc, server)
+            if explained is not None:
+                raise explained from exc
             if not (exc.reason or "").startswith(self.refusal):
                 raise
             raise RemoteError(
@@ -96,11 +137,24 @@ class ShellLoader:
                 hint=self.fix.format(server=server),
                 target=server, cmdlet=exc.cmdlet, reason=exc.reason, error_id=exc.error_id, category=exc.category,
             ) from exc
+        warnings = list(getattr(result, "warnings", None) or ())
+        for condition in self.conditions:
+            if condition.shown_by_warnings(warnings):
+                said = next(str(w) for w in warnings if str(w).strip().startswith(condition.load_warning))
+                raise condition.error(server, said)
+        rows = list(result.output)
         row = rows[-1] if rows else {}
         shell = LoadedShell(loaded=as_text(row.get("Loaded")) or "already", version=as_text(row.get("Version")) or None)
         log.info("%s: %s %s", server, self.product, _LOADED_WORDS.get(shell.loaded, "already loaded"))
         state[self._state_key] = shell
         return shell
+
+    def explain(self, exc: RemoteError, server: str) -> RemoteError | None:
+        """The condition's error when ``exc`` is how one of :attr:`conditions` shows; else None."""
+        for condition in self.conditions:
+            if condition.shown_by_error(exc):
+                return condition.error(server, exc.reason or exc.message, exc)
+        return None
 
     @property
     def _state_key(self) -> str:
@@ -136,11 +190,27 @@ class ProductClient:
     def _invoke(self, cmdlet: str, parameters: dict[str, Any] | None) -> Any:
         """One cmdlet with bound parameters; the whole result (output and error records)."""
         self.shell()
-        return self.session.invoke(cmdlet, parameters)
+        try:
+            return self.session.invoke(cmdlet, parameters)
+        except RemoteError as exc:
+            explained = self._explained(exc)
+            if explained is None:
+                raise
+            raise explained from exc
 
     def _run(self, cmdlet: str, **parameters: Any) -> list[Any]:
         return list(self._invoke(cmdlet, parameters or None).output)
 
     def _template(self, name: str, **parameters: Any) -> list[Any]:
         self.shell()
-        return list(self.session.invoke_template(name, parameters or None).output)
+        try:
+            return list(self.session.invoke_template(name, parameters or None).output)
+        except RemoteError as exc:
+            explained = self._explained(exc)
+            if explained is None:
+                raise
+            raise explained from exc
+
+    def _explained(self, exc: RemoteError) -> RemoteError | None:
+        """The loader's error for the server state ``exc`` shows (e.g. the double hop), if any."""
+        return self.loader.explain(exc, self.name) if self.loader is not None else None

@@ -17,6 +17,10 @@ Values received: primitives as they are, hashtables as ``dict``, arrays as ``lis
 ``Deserialized.`` prefix included). Remoting serialises objects to depth 1: an object inside a
 property arrives as its ``ToString()`` text, as it does in a real remote session.
 
+Session configuration: the runspace pool opens the target's ``configuration`` (default
+``Microsoft.PowerShell``; Exchange's commands-only ``Microsoft.Exchange`` at its ``/PowerShell``
+address, where only ``invoke`` with a cmdlet works — a template is script text).
+
 Transport security: TLS is always verified — against the target's ``ca_bundle`` when it has one,
 the system store otherwise. Basic authentication is only ever sent over HTTPS; NTLM, Kerberos
 and CredSSP are handed to pypsrp as they are. The password never appears in a message, repr or
@@ -45,6 +49,7 @@ from requests_credssp.exceptions import AuthenticationException as CredSSPRefuse
 from requests_credssp.exceptions import NTStatusException as CredSSPStatus
 
 from .errors import AuthenticationFailed, ConnectionFailed, InputError, RemoteError
+from .wellknown import EXCHANGE_CONFIGURATION, POWERSHELL_CONFIGURATION
 
 __all__ = [
     "CommandResult",
@@ -67,6 +72,12 @@ _PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TEMPLATE_FIRST_LINE = re.compile(r"^# runbook-template: (?P<name>\S+) v(?P<version>\d+)\s*$")
 _INT32 = range(-(2**31), 2**31)
+_CONFIGURATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# How WinRM's reason starts when the shell's resource URI names no registered configuration.
+_UNKNOWN_CONFIGURATION = "session configuration in the WSMan: drive"
+# requests-credssp's words when the request that completed the handshake was answered with neither
+# 200 nor a token: the credentials were accepted (a wrong password fails an earlier step).
+_CREDSSP_ANSWERED_OTHERWISE = "after step Credential exchange"
 
 # System.Management.Automation.ErrorCategory, by value.
 _ERROR_CATEGORIES = (
@@ -301,6 +312,7 @@ class _Endpoint:
     auth: str
     username: str
     ca_bundle: Path | None
+    configuration: str = POWERSHELL_CONFIGURATION
 
 
 def auth_support_problem(auth: str) -> str | None:
@@ -346,10 +358,16 @@ def _endpoint(target: Any) -> _Endpoint:
             raise InputError(f"{name}: WinRM address {url} is plain HTTP",
                              hint="Use https://, or set allow_http: true for this server in the inventory.")
     ca_bundle = getattr(target, "ca_bundle", None)
+    configuration = str(getattr(target, "configuration", "") or POWERSHELL_CONFIGURATION)
+    if not _CONFIGURATION_NAME.match(configuration):
+        raise InputError(f"{name}: {configuration!r} is not a PowerShell session configuration name",
+                         hint="Use the name Get-PSSessionConfiguration shows on the server, e.g. Microsoft.PowerShell.",
+                         field=f"servers.{name}.configuration")
     return _Endpoint(
         name=name, url=url, host=parts.hostname, port=parts.port or (5986 if parts.scheme == "https" else 5985),
         path=(parts.path or "/wsman").lstrip("/") or "wsman", ssl=parts.scheme == "https", auth=_AUTH[auth],
         username=str(getattr(target, "username", "") or ""), ca_bundle=Path(ca_bundle) if ca_bundle else None,
+        configuration=configuration,
     )
 
 
@@ -371,10 +389,11 @@ class RemoteSession:
     @classmethod
     def open(cls, target: Any, *, password: str, templates_dir: Path | None = None,
              operation_timeout: int = 20, connection_timeout: int = 10, read_timeout: int = 30) -> "RemoteSession":
-        """Connect to ``target`` (anything with name, winrm, auth, username, ca_bundle) and open a pool."""
+        """Connect to ``target`` (anything with name, winrm, auth, username, ca_bundle; optionally
+        configuration) and open a runspace pool of its session configuration."""
         endpoint = _endpoint(target)
-        log.info("Opening a PowerShell remoting session to %s (%s) as %s", endpoint.name, endpoint.url,
-                 endpoint.username)
+        log.info("Opening a PowerShell remoting session to %s (%s, %s) as %s", endpoint.name, endpoint.url,
+                 endpoint.configuration, endpoint.username)
         wsman = WSMan(
             endpoint.host, port=endpoint.port, path=endpoint.path, ssl=endpoint.ssl,
             username=endpoint.username or None, password=password, auth=endpoint.auth,
@@ -383,7 +402,7 @@ class RemoteSession:
             operation_timeout=operation_timeout, connection_timeout=connection_timeout,
             read_timeout=max(read_timeout, operation_timeout + 5),
         )
-        pool = RunspacePool(wsman, configuration_name="Microsoft.PowerShell")
+        pool = RunspacePool(wsman, configuration_name=endpoint.configuration)
         try:
             pool.open()
         except Exception as exc:
@@ -514,6 +533,18 @@ class RemoteSession:
 def _translate(exc: BaseException, ep: _Endpoint, action: str) -> Exception:
     """A transport/protocol exception → the runbooklib error an administrator can act on."""
     where = f"{ep.name} ({ep.url})"
+    if isinstance(exc, CredSSPRefused) and _CREDSSP_ANSWERED_OTHERWISE in str(exc):
+        # The server took the delegated credentials, then answered the request itself with an error
+        # (e.g. a WS-Man fault) that the CredSSP client does not pass on: say what it usually is.
+        return ConnectionFailed(
+            f"{where} accepted the CredSSP credentials of {ep.username} but refused the session request for "
+            f"the PowerShell session configuration {ep.configuration} while {action}.",
+            hint=(f"Check that {ep.name} serves the session configuration {ep.configuration} at {ep.url} "
+                  f"(Get-PSSessionConfiguration on {ep.host}; the default is {POWERSHELL_CONFIGURATION}; Exchange's "
+                  f"is {EXCHANGE_CONFIGURATION} at the /PowerShell address) and set configuration for {ep.name} in "
+                  "the inventory to it. Connecting once with auth: ntlm shows the server's own reason."),
+            target=ep.name,
+        )
     # pypsrp raises AuthenticationError on a 401; CredSSP's handshake fails with its own exceptions.
     if isinstance(exc, (AuthenticationError, CredSSPRefused, CredSSPStatus)):
         return AuthenticationFailed(
@@ -546,6 +577,16 @@ def _translate(exc: BaseException, ep: _Endpoint, action: str) -> Exception:
         )
     if isinstance(exc, WSManFaultError):
         code = exc.code
+        if _UNKNOWN_CONFIGURATION in (exc.reason or ""):
+            return ConnectionFailed(
+                f"{where} has no PowerShell session configuration {ep.configuration} (while {action}): "
+                f"{exc.reason.strip()}",
+                hint=(f"Set configuration for {ep.name} in the inventory to one the server serves "
+                      f"(Get-PSSessionConfiguration on {ep.host} lists them; the default is "
+                      f"{POWERSHELL_CONFIGURATION}; Exchange's is {EXCHANGE_CONFIGURATION} at the /PowerShell "
+                      "address), or register the configuration there."),
+                target=ep.name,
+            )
         if code == 5:
             return AuthenticationFailed(
                 f"{where} denied access to {ep.username} while {action}: {exc.reason}",

@@ -64,7 +64,8 @@ class Summary:
     def __str__(self) -> str:
         lines = [f"Run {self.run_id} — {self.scenario} — {self.mode} — {self.status.upper()}"]
         for r in self.results:
-            detail = "; ".join(r.changes) if r.changes and r.status in (Status.CHANGED, Status.PLANNED) else r.proof
+            detail = "; ".join(r.changes) if r.changes and r.status in (Status.CHANGED, Status.PLANNED) \
+                else r.proof.replace("\n", "; ")  # a step over several targets proves one per line
             lines.append(f"  {r.status.value:<8} {r.id:<28} {detail}")
         lines.append(f"  changes made: {self.changes}")
         for w in self.warnings:

@@ -8,6 +8,8 @@ configuration, a certificate) uses the named script templates in ``runbooklib/te
 session it loads the SharePoint cmdlets once with the template
 ``sharepoint/load-sharepoint-powershell`` — the snap-in on 2013/2016/2019, the module on
 Subscription Edition — and remembers that on the session (:func:`ensure_sharepoint_shell`).
+A farm reached without delegated credentials stops there, or at its first farm cmdlet, with
+:data:`DOUBLE_HOP`'s error naming the server and the fix (``auth: credssp``).
 """
 
 from __future__ import annotations
@@ -16,26 +18,44 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RemoteError, TrustError
-from .product import LoadedShell, ProductClient, ShellLoader, as_bool, as_text
+from .product import LoadedShell, ProductClient, ShellCondition, ShellLoader, as_bool, as_text
 
 __all__ = [
     "ACS_PROXY_TYPE",
     "AppPrincipal",
-    "RootAuthority",
-    "ServiceApplication",
+    "DOUBLE_HOP",
     "Farm",
     "LOAD_TEMPLATE",
+    "RootAuthority",
     "SHAREPOINT_SHELL",
+    "ServiceApplication",
     "ServiceProxy",
     "SharePointShell",
+    "SiteScan",
     "StsCertificate",
     "TrustedIssuer",
+    "UnreadableSite",
     "WindowsAuthentication",
+    "WorkflowService",
     "ensure_sharepoint_shell",
     "version_name",
 ]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+# The double hop: a session that holds no delegated credentials (NTLM; Kerberos without
+# delegation) cannot reach SQL Server as the user. The snap-in (or SE's module) loads with this
+# warning and every farm cmdlet then fails with that error.
+DOUBLE_HOP = ShellCondition(
+    load_warning="The local farm is not accessible.",
+    command_error="Cannot access the local farm.",
+    problem=("{server}: the SharePoint cmdlets cannot reach the farm's databases: the remote session holds no "
+             "credentials it can pass on to SQL Server (the double hop: NTLM, or Kerberos without delegation, "
+             "stops at the first server). Nothing was changed."),
+    fix=("Reach {server} with CredSSP: set auth: credssp for {server} in the inventory; enable CredSSP as a server "
+         "on {server} (Enable-WSManCredSSP -Role Server, as an administrator there) and, when the runbook runs on "
+         "Windows, as a client here (Enable-WSManCredSSP -Role Client -DelegateComputer <{server}'s host name>). "
+         "Kerberos with delegation to SQL Server works too."),
+)
 SHAREPOINT_SHELL = ShellLoader(
     template=LOAD_TEMPLATE,
     product="SharePoint PowerShell",
@@ -43,6 +63,7 @@ SHAREPOINT_SHELL = ShellLoader(
     refusal="SharePoint PowerShell is not installed on this server",
     fix=("Check that {server} is a server of the SharePoint farm (SharePoint Server installed and "
          "joined), and that the inventory names the right server."),
+    conditions=(DOUBLE_HOP,),
 )
 # How the SharePoint cmdlets came into a session: ``snapin`` (Add-PSSnapin
 # Microsoft.SharePoint.PowerShell, 2013–2019), ``module`` (Import-Module SharePointServer,
@@ -122,12 +143,25 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True)
+class RootAuthority:
+    """A trusted root authority (Get-SPTrustedRootAuthority) and its certificate's thumbprint."""
+
+    name: str
+    thumbprint: str
+
+
+@dataclass(frozen=True)
 class AppPrincipal:
-    """An app principal registered on a site (``<client id>@<realm>``)."""
+    """An app principal registered on a site (``<client id>@<realm>``).
+
+    ``web``: a sub-web of ``site`` (its full URL) the principal holds a right of its own on;
+    empty for the site collection's root web.
+    """
 
     name_identifier: str
     display_name: str
     site: str = ""
+    web: str = ""
 
     @property
     def realm(self) -> str:
@@ -139,6 +173,31 @@ class AppPrincipal:
 
 
 @dataclass(frozen=True)
+class UnreadableSite:
+    """A site collection the app-principal scan could not read, and the product's message."""
+
+    site: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SiteScan:
+    """Every site collection's app principals (one entry per web holding a right of its own),
+    and the site collections that could not be read."""
+
+    principals: list[AppPrincipal]
+    unreadable: list[UnreadableSite]
+
+
+@dataclass(frozen=True)
+class WorkflowService:
+    """The farm's pairing with Workflow Manager (its Workflow Service Application Proxy)."""
+
+    proxy: str
+    host_uri: str
+
+
+@dataclass(frozen=True)
 class ServiceProxy:
     """A service application proxy and whether the default proxy group holds it."""
 
@@ -146,14 +205,6 @@ class ServiceProxy:
     type: str
     metadata_endpoint_uri: str | None
     in_default_group: bool
-
-
-@dataclass(frozen=True)
-class RootAuthority:
-    """A trusted root authority (Get-SPTrustedRootAuthority) and its certificate's thumbprint."""
-
-    name: str
-    thumbprint: str
 
 
 @dataclass(frozen=True)
@@ -177,6 +228,14 @@ def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePo
 _RIGHT_SCOPES = (("Site", "Web"), ("SiteCollection", "SiteCollection"), ("SiteSubscription", "SiteSubscription"))
 
 
+def _is_access_denied(error: Any) -> bool:
+    """An error record that means "you may not", not "there is none": PermissionDenied,
+    .NET's access-denied text, or SharePoint's "Cannot access the local farm" (the double hop)."""
+    text = as_text(getattr(error, "message", "")).lower()
+    return (as_text(getattr(error, "category", "")) == "PermissionDenied" or "access is denied" in text
+            or "access denied" in text or "cannot access the local farm" in text)
+
+
 class Farm(ProductClient):
     """Typed operations on one farm through its remote session."""
 
@@ -195,8 +254,31 @@ class Farm(ProductClient):
         return as_text(farm[0].get("BuildVersion"))
 
     def web_application_exists(self, url: str) -> bool:
-        result = self._invoke("Get-SPWebApplication", {"Identity": url, "ErrorAction": "SilentlyContinue"})
-        return bool(result.output)
+        """Whether the farm has a web application at ``url``.
+
+        Not found is the only "no": the error records are read rather than silenced, because
+        ``-ErrorAction SilentlyContinue`` would turn access denied (a missing grant, or the second
+        hop to SQL Server) into "no web application". Those raise :class:`RemoteError` with their fix.
+        """
+        result = self._invoke("Get-SPWebApplication", {"Identity": url})
+        if result.output:
+            return True
+        for error in result.errors:
+            if _is_access_denied(error):
+                raise RemoteError(
+                    f"{self.name}: access to the web application {url} was denied: {error.message}",
+                    hint=("The runbook's account can reach the farm but may not read this web application. Make "
+                          "it a farm administrator with SharePoint_Shell_Access on the configuration and content "
+                          "databases (Add-SPShellAdmin), and connect with CredSSP or Kerberos delegation so the "
+                          "second hop to SQL Server carries its credentials; then run again. Nothing was changed."),
+                    target=self.name, cmdlet="Get-SPWebApplication", reason=error.message,
+                    error_id=error.error_id, category=error.category)
+            if error.category != "ObjectNotFound":
+                raise RemoteError(f"{self.name}: Get-SPWebApplication {url} failed: {error.message}",
+                                  hint="Run Get-SPWebApplication on the farm to see why; then run again.",
+                                  target=self.name, cmdlet="Get-SPWebApplication", reason=error.message,
+                                  error_id=error.error_id, category=error.category)
+        return False
 
     def windows_authentication(self, url: str, zone: str) -> WindowsAuthentication | None:
         """The zone's Windows provider, or None for a zone without one (forms, SAML or classic mode)."""
@@ -267,13 +349,27 @@ class Farm(ProductClient):
             for i in self._template("sharepoint/get-trusted-issuers", Name=name)
         ]
 
-    def trusted_root_authorities(self) -> list[RootAuthority]:
-        return [RootAuthority(as_text(a.get("Name")), as_text(a.get("Thumbprint")).upper())
-                for a in self._template("sharepoint/get-trusted-root-authorities")]
-
     def service_applications(self) -> list[ServiceApplication]:
         return [ServiceApplication(as_text(a.get("DisplayName") or a.get("Name")), as_text(a.get("TypeName")))
                 for a in self._run("Get-SPServiceApplication")]
+
+    def signing_thumbprint(self, issuer_name: str) -> str:
+        """The thumbprint of the signing certificate the trusted issuer ``issuer_name`` holds now."""
+        found = self._template("sharepoint/get-trusted-issuers", Name=issuer_name)
+        return as_text(found[0].get("Thumbprint")).upper() if found else ""
+
+    def root_authorities(self) -> list[RootAuthority]:
+        """Every trusted root authority, ``local`` (the farm's own root) included."""
+        return [RootAuthority(as_text(r.get("Name")), as_text(r.get("Thumbprint")).upper())
+                for r in self._template("sharepoint/get-trusted-root-authorities")]
+
+    def partner_metadata(self, url: str) -> str:
+        """The document at ``url`` as this farm downloads it (its network path, its trusted CAs).
+
+        Raises :class:`RemoteError` with the server's own words when the download fails.
+        """
+        found = self._template("sharepoint/get-partner-metadata", Url=url)
+        return as_text(found[-1].get("Content")) if found else ""
 
     def app_principal(self, site: str, name_identifier: str) -> AppPrincipal | None:
         result = self._invoke("Get-SPAppPrincipal", {"Site": site, "NameIdentifier": name_identifier,
@@ -282,10 +378,31 @@ class Farm(ProductClient):
             return AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")))
         return None
 
-    def app_principals(self) -> list[AppPrincipal]:
-        """Every app principal known to any site collection of the farm."""
-        return [AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")), as_text(p.get("Site")))
-                for p in self._template("sharepoint/get-all-site-app-principals")]
+    def app_principals(self) -> SiteScan:
+        """Every app principal known to any site collection of the farm, one entry per web it holds
+        a right of its own on; a site collection that cannot be read is reported, not fatal."""
+        principals, unreadable = [], []
+        for row in self._template("sharepoint/get-all-site-app-principals"):
+            if as_text(row.get("Error")):
+                unreadable.append(UnreadableSite(as_text(row.get("Site")), as_text(row.get("Error"))))
+            elif row.get("External") is None or as_bool(row.get("External")):
+                # A SharePoint-hosted add-in (internal) trusts no issuer: a realm change leaves it working.
+                principals.append(AppPrincipal(as_text(row.get("NameIdentifier")), as_text(row.get("DisplayName")),
+                                               as_text(row.get("Site")), as_text(row.get("Web"))))
+        return SiteScan(principals, unreadable)
+
+    def workflow_service(self, site: str) -> WorkflowService | None:
+        """The farm's Workflow Manager pairing, or None when it has none."""
+        for row in self._template("sharepoint/get-workflow-service", Site=site):
+            return WorkflowService(as_text(row.get("Name")), as_text(row.get("WorkflowHostUri")))
+        return None
+
+    def register_workflow_service(self, site: str, host_uri: str) -> None:
+        """Pair the farm with Workflow Manager again under its current realm (KB 4010011)."""
+        params: dict[str, Any] = {"SPSite": site, "WorkflowHostUri": host_uri, "Force": True}
+        if host_uri.lower().startswith("http://"):
+            params["AllowOAuthHttp"] = True
+        self._run("Register-SPWorkflowService", **params)
 
     def proxies(self) -> list[ServiceProxy]:
         return [
@@ -305,15 +422,22 @@ class Farm(ProductClient):
         p = found[-1]
         return AppPrincipal(as_text(p.get("NameIdentifier")), as_text(p.get("DisplayName")))
 
-    def app_principal_permissions(self, site: str, name_identifier: str) -> dict[str, Any]:
-        found = self._template("sharepoint/get-app-principal-permission", Site=site, NameIdentifier=name_identifier)
+    def app_principal_permissions(self, site: str, name_identifier: str, *, web: str = "") -> dict[str, Any]:
+        """The principal's rights read on ``site``'s root web, or on its sub-web ``web``."""
+        params: dict[str, Any] = {"Site": site, "NameIdentifier": name_identifier}
+        if web:
+            params["Web"] = web
+        found = self._template("sharepoint/get-app-principal-permission", **params)
         return dict(found[0]) if found else {}
 
     def set_app_principal_permission(self, site: str, name_identifier: str, *, scope: str, right: str,
-                                     app_only: bool = False) -> None:
+                                     app_only: bool = False, web: str = "") -> None:
+        """Grant ``right`` at ``scope`` on ``site``'s root web, or on its sub-web ``web``."""
         params: dict[str, Any] = {"Site": site, "NameIdentifier": name_identifier, "Scope": scope, "Right": right}
         if app_only:
             params["EnableAppOnlyPolicy"] = True
+        if web:
+            params["Web"] = web
         self._template("sharepoint/set-app-principal-permission", **params)
 
     def move_issuer_to_realm(self, name: str, realm: str) -> TrustedIssuer:
@@ -326,7 +450,7 @@ class Farm(ProductClient):
     def rights(self, principal: AppPrincipal) -> dict[str, str]:
         """What ``principal`` may do on its site: right per scope (Site, SiteCollection,
         SiteSubscription) and ``AppOnly`` ('True'/'False'); scopes without a right are left out."""
-        found = self.app_principal_permissions(principal.site, principal.name_identifier)
+        found = self.app_principal_permissions(principal.site, principal.name_identifier, web=principal.web)
         rights = {scope: as_text(found.get(key)) for scope, key in _RIGHT_SCOPES
                   if as_text(found.get(key)) and as_text(found.get(key)).lower() != "none"}
         if rights:
@@ -334,20 +458,22 @@ class Farm(ProductClient):
         return rights
 
     def move_app_principal_to_realm(self, principal: AppPrincipal, realm: str) -> list[str]:
-        """Register ``<client id>@<realm>`` beside ``principal`` with the same name and rights.
+        """Register ``<client id>@<realm>`` beside ``principal`` with the same name and rights, on the
+        same web (a sub-web grant is granted again on that sub-web, not on the root web).
 
         Registering and granting again is harmless, so a move that stopped half-way is simply
         done again. Returns the rights granted, in words.
         """
         rights = self.rights(principal)
-        moved = AppPrincipal(f"{principal.client_id}@{realm}", principal.display_name, principal.site)
+        moved = AppPrincipal(f"{principal.client_id}@{realm}", principal.display_name, principal.site, principal.web)
         self.register_app_principal(moved.site, moved.name_identifier, moved.display_name)
         granted = []
         for scope, _ in _RIGHT_SCOPES:
             if scope in rights:
                 self.set_app_principal_permission(moved.site, moved.name_identifier, scope=scope,
-                                                  right=rights[scope], app_only=rights.get("AppOnly") == "True")
-                granted.append(f"{rights[scope]} at {scope}")
+                                                  right=rights[scope], app_only=rights.get("AppOnly") == "True",
+                                                  web=moved.web)
+                granted.append(f"{rights[scope]} at {scope}" + (f" on {moved.web}" if moved.web else ""))
         return granted
 
     def new_certificate_issuer(self, name: str, certificate_der: bytes, registered_issuer_name: str, *,
@@ -364,6 +490,19 @@ class Farm(ProductClient):
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:
         self._run("New-SPAzureAccessControlServiceApplicationProxy", Name=name,
                   MetadataServiceEndpointUri=metadata_url, DefaultProxyGroup=True)
+
+    def new_metadata_issuer(self, name: str, metadata_url: str) -> None:
+        """Trust a partner server from its metadata: a self-issuer, not a trust broker."""
+        self._run("New-SPTrustedSecurityTokenIssuer", Name=name, MetadataEndPoint=metadata_url, IsTrustBroker=False)
+
+    def refresh_metadata_issuer(self, name: str, metadata_url: str) -> None:
+        """Read the partner's metadata again into issuer ``name`` (its issuer name and certificate)."""
+        self._run("Set-SPTrustedSecurityTokenIssuer", Identity=name, MetadataEndPoint=metadata_url,
+                  IsTrustBroker=False)
+
+    def new_metadata_root_authority(self, name: str, metadata_url: str) -> None:
+        """Trust the root certificate a partner publishes at ``metadata_url`` (``…/rootcertificate``)."""
+        self._run("New-SPTrustedRootAuthority", Name=name, MetadataEndPoint=metadata_url)
 
     def new_trust_broker(self, name: str, metadata_url: str) -> None:
         self._run("New-SPTrustedSecurityTokenIssuer", Name=name, MetadataEndPoint=metadata_url, IsTrustBroker=True)

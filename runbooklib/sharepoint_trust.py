@@ -10,8 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .metadata import same_metadata_uri
-from .sharepoint import ACS_PROXY_TYPE, AppPrincipal, Farm, ServiceProxy, TrustedIssuer
-from .wellknown import ACS_PRINCIPAL_ID, REALM_INDEPENDENT_ISSUER_NAMES, REALM_INDEPENDENT_REGISTERED_NAMES
+from .sharepoint import (
+    ACS_PROXY_TYPE,
+    AppPrincipal,
+    Farm,
+    ServiceProxy,
+    TrustedIssuer,
+    UnreadableSite,
+    WorkflowService,
+)
+from .wellknown import (
+    ACS_PRINCIPAL_ID,
+    REALM_INDEPENDENT_ISSUER_NAMES,
+    REALM_INDEPENDENT_REGISTERED_NAMES,
+    WORKFLOW_PRINCIPAL_ID,
+)
 
 __all__ = [
     "AcsTrust",
@@ -46,43 +59,69 @@ def follows_farm_realm(issuer: TrustedIssuer) -> bool:
 class RealmImpact:
     """What is registered under a realm other than the tenant id and stops working once the farm's
     realm is the tenant id (KB 4010011): certificate-based issuers (high-trust add-ins, which must be
-    named in the farm's realm) and the app principals registered in the same old realms."""
+    named in the farm's realm), the app principals registered in the same old realms — each on the
+    web it holds its rights on — and the farm's pairing with Workflow Manager.
+
+    ``unreadable``: site collections the scan could not read; what they hold is unknown, so they
+    count as an impact nobody can re-register for the administrator (only ``accept`` lets it pass).
+    """
 
     old_realms: set[str] = field(default_factory=set)
     issuers: list[TrustedIssuer] = field(default_factory=list)
     principals: list[AppPrincipal] = field(default_factory=list)
+    workflow: WorkflowService | None = None
+    unreadable: list[UnreadableSite] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.issuers or self.principals)
+        return bool(self.issuers or self.principals or self.workflow or self.unreadable)
 
     def describe(self) -> list[str]:
-        return ([f"issuer {i.name} ({i.registered_issuer_name})" for i in self.issuers]
-                + [f"app principal {p.display_name} ({p.name_identifier}) on {p.site}" for p in self.principals])
+        """Each item, in the administrator's words, in the order a move handles them."""
+        return ([f"app principal {p.display_name} ({p.name_identifier}) on {p.web or p.site}" for p in self.principals]
+                + [f"issuer {i.name} ({i.registered_issuer_name})" for i in self.issuers]
+                + ([f"Workflow Manager at {self.workflow.host_uri} (fix: Register-SPWorkflowService -SPSite <site> "
+                    f"-WorkflowHostUri {self.workflow.host_uri} -Force after the realm change)"]
+                   if self.workflow else [])
+                + [f"site collection {u.site} could not be read ({u.message}): its app principals are unknown"
+                   for u in self.unreadable])
 
 
 def realm_impact(farm: Farm, farm_realm: str, tenant_id: str, *,
-                 old_realms: set[str] | frozenset[str] = frozenset()) -> RealmImpact:
-    """Issuers and app principals not (yet) registered under ``tenant_id``.
+                 old_realms: set[str] | frozenset[str] = frozenset(), site: str | None = None) -> RealmImpact:
+    """Issuers, app principals and the Workflow Manager pairing not (yet) under ``tenant_id``.
 
     Besides the farm's current realm, an old realm is any realm a certificate-based issuer is still
     named in — so an earlier run that changed the realm and stopped is finished by this one.
+    ``site`` (a site collection URL) is where the Workflow Manager pairing is looked up; without
+    it the pairing is not looked at.
     """
     issuers = [i for i in farm.trusted_issuers() if follows_farm_realm(i) and i.realm != tenant_id]
     old = set(old_realms) | {i.realm for i in issuers}
     if farm_realm != tenant_id:
         old.add(farm_realm)
-    principals = farm.app_principals() if old else []
-    counterparts = {(p.site.rstrip("/").lower(), p.client_id): p for p in principals if p.realm == tenant_id}
+    workflow = farm.workflow_service(site) if site else None
+    scan = farm.app_principals() if old or workflow else None
+    # Workflow Manager's principal is renewed by re-pairing (Register-SPWorkflowService), not moved.
+    principals = [p for p in scan.principals if p.client_id != WORKFLOW_PRINCIPAL_ID] if scan else []
+    if workflow is not None and farm_realm == tenant_id and scan is not None and any(
+            p.client_id == WORKFLOW_PRINCIPAL_ID and p.realm == tenant_id for p in scan.principals):
+        workflow = None  # already paired under the tenant id
+    counterparts = {_where(p): p for p in principals if p.realm == tenant_id}
     stranded = []
     for p in principals:
         if p.realm not in old:
             continue
-        moved = counterparts.get((p.site.rstrip("/").lower(), p.client_id))
+        moved = counterparts.get(_where(p))
         # Moved means registered under the new realm *with* the old rights: a move that stopped
         # between registering and granting is not done.
         if moved is None or not _covers(farm.rights(moved), farm.rights(p)):
             stranded.append(p)
-    return RealmImpact(old, issuers, stranded)
+    return RealmImpact(old, issuers, stranded, workflow, scan.unreadable if scan and old else [])
+
+
+def _where(principal: AppPrincipal) -> tuple[str, str, str]:
+    """One principal on one web: its site, web and client id, compared as SharePoint does."""
+    return principal.site.rstrip("/").lower(), principal.web.rstrip("/").lower(), principal.client_id
 
 
 def _covers(new: dict[str, str], old: dict[str, str]) -> bool:

@@ -207,12 +207,12 @@ class StepResult:
         action = ("would:" if self.status is Status.PLANNED else "") if several else self.action_text()
         for label, value in (("found", self.found), ("wanted", self.wanted), ("action", action or " ")):
             if value:
-                lines.append(f"    {label:<7} {value}".rstrip())
+                lines.append(f"    {label:<7} {_indented(value)}".rstrip())
         if several:
             lines += [f"      - {change}" for change in self.changes]
         for label, value in (("proof", self.proof), ("plan", self.plan or "")):
             if value:
-                lines.append(f"    {label:<7} {value}")
+                lines.append(f"    {label:<7} {_indented(value)}")
         for warning in self.warnings:
             lines.append(f"    WARNING {warning}")
         if self.error:
@@ -237,7 +237,9 @@ class StepResult:
                 f"<li>{esc(c)}</li>" for c in self.changes) + "</ul>"
         else:
             action = esc(self.action_text())
-        cells = [esc(self.found), esc(self.wanted), action, esc(self.status.value), esc(self.proof)]
+        # A step over several targets (runbooklib.fan_out) gives one line per target.
+        cells = [_html_lines(self.found), _html_lines(self.wanted), action, esc(self.status.value),
+                 _html_lines(self.proof)]
         row = "".join(f"<td style='text-align:left;vertical-align:top'>{c}</td>" for c in cells)
         table = (
             "<table><thead><tr>"
@@ -255,6 +257,15 @@ class StepResult:
         if self.hint:
             extras += f"<div><b>What to do:</b> {esc(self.hint)}</div>"
         return head + table + extras
+
+
+def _indented(text: str) -> str:
+    """A value's further lines aligned under its first, in the plain-text table."""
+    return text.replace("\n", "\n" + " " * 12)
+
+
+def _html_lines(text: str) -> str:
+    return "<br>".join(html.escape(line) for line in text.split("\n"))
 
 
 def compare_with_plan(result: StepResult, plan: dict[str, Any]) -> tuple[str, bool]:

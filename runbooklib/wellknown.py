@@ -11,17 +11,20 @@ __all__ = [
     "ACS_PRINCIPAL_ID",
     "ACS_STS_ISSUER_NAME",
     "EVOSTS_ISSUER_NAME",
+    "EXCHANGE_CONFIGURATION",
     "EXCHANGE_METADATA_PATH",
     "EXCHANGE_PRINCIPAL_ID",
     "OOS_APP_ID",
     "OOS_SHAREPOINT_ISSUER",
     "OOS_SQL_ISSUER",
+    "POWERSHELL_CONFIGURATION",
     "REALM_INDEPENDENT_ISSUER_NAMES",
     "REALM_INDEPENDENT_REGISTERED_NAMES",
     "SHAREPOINT_METADATA_PATH",
     "SHAREPOINT_PRINCIPAL_ID",
     "SKYPE_METADATA_PATH",
     "SKYPE_PRINCIPAL_ID",
+    "WORKFLOW_PRINCIPAL_ID",
     "online_service_name",
 ]
 
@@ -32,6 +35,14 @@ SKYPE_PRINCIPAL_ID = "00000004-0000-0ff1-ce00-000000000000"
 # The Entra ID trust broker (ACS); after the hybrid trust a farm's ACS issuer is
 # ``<ACS_PRINCIPAL_ID>@<tenant id>``.
 ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
+# Workflow Manager (unconfirmed: see the lab's SharePoint texts). Its pairing with a farm is
+# renewed with Register-SPWorkflowService -Force, never by re-registering its app principal.
+WORKFLOW_PRINCIPAL_ID = "00000005-0000-0000-c000-000000000000"
+
+# PowerShell session configurations (the runspace a remote session opens): every Windows
+# server's default, and Exchange's commands-only one at http(s)://<server>/PowerShell.
+POWERSHELL_CONFIGURATION = "Microsoft.PowerShell"
+EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
 
 # Where each product serves its S2S metadata document, below its own host.
 SHAREPOINT_METADATA_PATH = "/_layouts/15/metadata/json/1"

@@ -7,6 +7,8 @@
 * :func:`call_site_bindings` — which parameter names the Python code binds for each template,
   read from ``_template("product/name", Key=…)`` and ``invoke_template("product/name", {…})``
   calls; a call the scanner cannot read is an error, so a new way of binding cannot slip past.
+* :func:`python_call_sites` — the same scanner for any family of calls (the cmdlet calls
+  ``_run("Get-SPFarm", …)`` / ``_invoke(…)`` / ``invoke(…)`` too), one :class:`CallSite` per call.
 
 PowerShell matches parameter names case-insensitively; so do these checks.
 """
@@ -14,16 +16,30 @@ PowerShell matches parameter names case-insensitively; so do these checks.
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Mapping
 
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser, Tree
 
-__all__ = ["call_site_bindings", "declared_parameters", "parse", "syntax_errors", "template_problems"]
+__all__ = ["CallSite", "call_site_bindings", "declared_parameters", "parse", "python_call_sites", "syntax_errors",
+           "template_problems"]
 
 _CALLS = {"_template": "keywords", "invoke_template": "dict"}
+
+# A bound value the scanner cannot see (a key of a dict built elsewhere in the function).
+UNKNOWN = ast.Constant(value=Ellipsis)
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """One Python call that names a template or cmdlet and binds parameters to it."""
+
+    name: str                           # the template or cmdlet name
+    where: str                          # file:line
+    parameters: Mapping[str, ast.expr]  # name → the value's expression (UNKNOWN when not visible)
 
 
 @lru_cache(maxsize=1)
@@ -84,34 +100,57 @@ def template_problems(text: str, bound: Iterable[str]) -> list[str]:
 def call_site_bindings(paths: Iterable[Path]) -> dict[str, set[str]]:
     """Template name → every parameter name some call site binds for it (across ``paths``)."""
     bindings: dict[str, set[str]] = {}
+    for site in python_call_sites(paths, _CALLS):
+        bindings.setdefault(site.name, set()).update(site.parameters)
+    return bindings
+
+
+def python_call_sites(paths: Iterable[Path], calls: Mapping[str, str],
+                      only: Callable[[ast.Call], bool] | None = None) -> list[CallSite]:
+    """Every call in ``paths`` to a function named in ``calls`` (name → ``"keywords"`` when it takes
+    ``name, **parameters``, ``"dict"`` when it takes ``name, {parameters}``) and, when given,
+    accepted by ``only``. The bodies of those functions themselves are skipped: they only
+    forward their arguments."""
+    sites: list[CallSite] = []
     for path in paths:
         module = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         constants = {t.id: n.value.value for n in module.body if isinstance(n, ast.Assign)
                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
                      for t in n.targets if isinstance(t, ast.Name)}
-        for call in (n for n in ast.walk(module) if isinstance(n, ast.Call) and _called_name(n) == "ShellLoader"):
-            # A product's load template runs with no parameters, named where its loader is made.
-            named = next((k.value for k in call.keywords if k.arg == "template"), None)
-            bindings.setdefault(_string(named, constants, f"{path.name}:{call.lineno}"), set())
         for function in (n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             dicts = _dict_keys_by_name(function)
             for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
-                kind = _CALLS.get(_called_name(call))
-                if kind is None or function.name in _CALLS or _names_by_attribute(call):
-                    continue  # not a template call, or a helper forwarding a name its caller gave
+                kind = calls.get(_called_name(call))
+                if kind is None or function.name in calls or _forwards_own_field(call) or (only and not only(call)):
+                    continue
                 where = f"{path.name}:{call.lineno}"
                 name = _string(call.args[0] if call.args else None, constants, where)
-                names = _keyword_names(call, dicts, where) if kind == "keywords" else _dict_names(call, dicts, where)
-                bindings.setdefault(name, set()).update(names)
-    return bindings
+                values = _keyword_values(call, dicts, where) if kind == "keywords" else _dict_values(call, dicts, where)
+                sites.append(CallSite(name, where, values))
+        if calls is _CALLS:
+            sites += _loader_declarations(module, constants, path)
+    return sites
+
+
+def _forwards_own_field(call: ast.Call) -> bool:
+    """``invoke_template(self.template)``: a loader running the template it was declared with
+    (see :func:`_loader_declarations`), binding nothing."""
+    first = call.args[0] if call.args else None
+    return (isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name) and first.value.id == "self"
+            and len(call.args) == 1 and not call.keywords)
+
+
+def _loader_declarations(module: ast.Module, constants: dict[str, str], path: Path) -> list[CallSite]:
+    """``X = Loader(template=NAME, …)`` at module level: the template runs with no parameters."""
+    found = []
+    for node in (n for n in module.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)):
+        for keyword in (k for k in node.value.keywords if k.arg == "template"):
+            where = f"{path.name}:{node.lineno}"
+            found.append(CallSite(_string(keyword.value, constants, where), where, {}))
+    return found
 
 
 # ---------------------------------------------------------------------------- scanning helpers
-
-def _names_by_attribute(call: ast.Call) -> bool:
-    """``invoke_template(self.template)``: the name is an attribute set elsewhere (a ShellLoader's)."""
-    return bool(call.args) and isinstance(call.args[0], ast.Attribute)
-
 
 def _snippet(node: Node) -> str:
     return node.text.decode("utf-8", "replace").splitlines()[0][:40] if node.text else node.type
@@ -133,16 +172,26 @@ def _string(node: ast.AST | None, constants: dict[str, str], where: str) -> str:
 def _dict_keys_by_name(function: ast.AST) -> dict[str, set[str]]:
     """``name = {"Key": …}`` and ``name["Key"] = …`` in one function: the keys each name may hold."""
     keys: dict[str, set[str]] = {}
+    unreadable: set[str] = set()
     for node in ast.walk(function):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 if isinstance(target, ast.Name) and isinstance(node.value, ast.Dict):
-                    keys.setdefault(target.id, set()).update(_literal_keys(node.value))
+                    if _readable_keys(node.value):
+                        keys.setdefault(target.id, set()).update(_literal_keys(node.value))
+                    else:
+                        unreadable.add(target.id)
                 elif (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
                       and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str)):
                     keys.setdefault(target.value.id, set()).add(target.slice.value)
-    return keys
+    # A dict whose keys are not all literal strings is no parameter dict the check can read:
+    # it is refused only if a call binds it (its name is then missing from the result).
+    return {name: found for name, found in keys.items() if name not in unreadable}
+
+
+def _readable_keys(node: ast.Dict) -> bool:
+    return all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys)
 
 
 def _literal_keys(node: ast.Dict) -> set[str]:
@@ -151,24 +200,25 @@ def _literal_keys(node: ast.Dict) -> set[str]:
     return {k.value for k in node.keys}  # type: ignore[union-attr]
 
 
-def _keyword_names(call: ast.Call, dicts: dict[str, set[str]], where: str) -> set[str]:
-    names = set()
+def _keyword_values(call: ast.Call, dicts: dict[str, set[str]], where: str) -> dict[str, ast.expr]:
+    values: dict[str, ast.expr] = {}
     for keyword in call.keywords:
         if keyword.arg is not None:
-            names.add(keyword.arg)
+            values[keyword.arg] = keyword.value
         elif isinstance(keyword.value, ast.Name) and keyword.value.id in dicts:
-            names |= dicts[keyword.value.id]
+            values.update(dict.fromkeys(dicts[keyword.value.id], UNKNOWN))
         else:
             raise ValueError(f"{where}: **parameters the check cannot read")
-    return names
+    return values
 
 
-def _dict_names(call: ast.Call, dicts: dict[str, set[str]], where: str) -> set[str]:
+def _dict_values(call: ast.Call, dicts: dict[str, set[str]], where: str) -> dict[str, ast.expr]:
     value = call.args[1] if len(call.args) > 1 else None
     if value is None or (isinstance(value, ast.Constant) and value.value is None):
-        return set()
+        return {}
     if isinstance(value, ast.Dict):
-        return _literal_keys(value)
+        _literal_keys(value)  # refuses keys the check cannot read
+        return {k.value: v for k, v in zip(value.keys, value.values)}  # type: ignore[union-attr]
     if isinstance(value, ast.Name) and value.id in dicts:
-        return dicts[value.id]
+        return dict.fromkeys(dicts[value.id], UNKNOWN)
     raise ValueError(f"{where}: parameters the check cannot read")

@@ -231,3 +231,27 @@ def test_lab_fault_makes_the_next_command_fail_with_the_message_then_clears(lab_
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
     with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         assert conns.session("sp-b").invoke("Get-SPFarm").output
+
+
+def test_lab_fault_no_outbound_holds_until_cleared(lab_dir):
+    from runbooklib.errors import RemoteError
+    from runbooklib.sharepoint import Farm
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "runbooklib.cli", "lab", "fault", *args, "--dir", str(lab_dir)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+    inventory = load_inventory(lab_dir / "inventory.yaml")
+    acs_url = inventory.tenant("contoso").acs_metadata_url
+    blocked = cli("sp-a", "no-outbound")
+    assert blocked.returncode == 0 and "until" in blocked.stdout, blocked.stderr
+    with FarmConnections(inventory) as conns:
+        farm = Farm(conns.session("sp-a"), name="sp-a")
+        for _ in range(2):  # not used up by a request: the farm stays cut off
+            with pytest.raises(RemoteError) as caught:
+                farm.partner_metadata(acs_url)
+            assert "Unable to connect to the remote server" in str(caught.value)
+        assert farm.build_version(), "requests to the farm itself still work"
+    assert cli("sp-a", "clear").returncode == 0
+    with FarmConnections(inventory) as conns:
+        assert '"issuer"' in Farm(conns.session("sp-a"), name="sp-a").partner_metadata(acs_url)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import scrapbook
+import yaml
 
 from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.lab.sharepoint.addin import addin_token, call_site
@@ -23,9 +24,9 @@ ACS = "00000001-0000-0000-c000-000000000000"
 LAB_PARAMS = ROOT / "parameters" / "lab" / "sharepoint-hybrid.yaml"
 
 
-def run_hybrid(lab, archive: Path, *args: str):
-    result = runbook("run", "sharepoint-hybrid", "--inventory", str(lab.inventory_path), "--params", str(LAB_PARAMS),
-                     "--archive", str(archive), *args)
+def run_hybrid(lab, archive: Path, *args: str, inventory: Path | None = None):
+    result = runbook("run", "sharepoint-hybrid", "--inventory", str(inventory or lab.inventory_path),
+                     "--params", str(LAB_PARAMS), "--archive", str(archive), *args)
     entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()] \
         if (archive / "index.jsonl").exists() else []
     scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict if entries else {}
@@ -159,6 +160,25 @@ def test_kerberos_only_web_application_fails_preflight_with_the_remedies(lab, tm
     assert "NTLM" in preflight["error"]
     assert "extend this web application" in preflight["hint"] and "new web application" in preflight["hint"]
     assert [s["status"] for s in scraps["steps"]] == ["failed"]
+    assert lab_state_bytes(lab) == before
+
+
+def test_a_farm_reached_with_ntlm_stops_at_preflight_naming_the_double_hop_and_the_fix(lab, tmp_path):
+    # The lab inventory reaches the farms with CredSSP (every other run here uses it); the same
+    # inventory with sp-a reached over NTLM must stop before anything changes.
+    inventory = yaml.safe_load(lab.inventory_path.read_text())
+    inventory["servers"]["sp-a"]["auth"] = "ntlm"
+    ntlm_inventory = lab.dir / "inventory-ntlm.yaml"
+    ntlm_inventory.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    before = lab_state_bytes(lab)
+    result, scraps = run_hybrid(lab, tmp_path / "records", inventory=ntlm_inventory)
+    assert result.returncode == 1, result.stdout + result.stderr
+    preflight = steps_by_id(scraps)["preflight"]
+    assert [s["status"] for s in scraps["steps"]] == ["failed"]
+    assert "sp-a" in preflight["error"] and "double hop" in preflight["error"]
+    assert "auth: credssp for sp-a in the inventory" in preflight["hint"]
+    assert "Enable-WSManCredSSP -Role Server" in preflight["hint"]
+    assert scraps["changes"] == 0
     assert lab_state_bytes(lab) == before
 
 

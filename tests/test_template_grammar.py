@@ -34,7 +34,7 @@ def test_template_parses_and_declares_what_its_call_sites_bind(path, bindings):
 
 def test_the_scanner_reads_keyword_dict_and_constant_call_sites(bindings):
     assert bindings["sharepoint/set-app-principal-permission"] == {
-        "Site", "NameIdentifier", "Scope", "Right", "EnableAppOnlyPolicy"}  # one key bound only when asked
+        "Site", "NameIdentifier", "Scope", "Right", "EnableAppOnlyPolicy", "Web"}  # keys bound only when asked
     assert bindings["sharepoint/load-sharepoint-powershell"] == set()  # named by a module constant
 
 

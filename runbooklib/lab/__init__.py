@@ -14,7 +14,7 @@ A package per product, beside the parts every product shares:
 :mod:`.metadata_download`  how a Windows server downloads a partner's JSON metadata (.NET WebException texts)
 :mod:`.s2s`                the lab's own S2S token verifier and the receiver half products mount
 :mod:`.windows`            what every lab Windows server answers about itself (its domain and forest)
-:mod:`.winrm`              the WinRM/PSRP endpoint that runs a product's command table
+:mod:`.winrm`              the WinRM/PSRP endpoint: auth, session configurations, a product's command table
 :mod:`.http`               the lab's HTTPS server, routes, faults and authentication
 :mod:`.pki`                the lab CA and signing certificates
 :mod:`.commands`           ``runbook lab up|down|status|reset``; :mod:`.serve` runs an estate in the background

@@ -34,6 +34,7 @@ from .estate import (
     pid_alive,
     probe_estate,
 )
+from .http import STANDING_FAULTS
 
 __all__ = ["fault_command", "lab_command", "running_pid"]
 
@@ -270,5 +271,8 @@ def fault_command(lab_dir: Path, server: str, kind: str | None, *, count: int = 
     options = {k: v for k, v in (("seconds", seconds), ("message", message), ("path_prefix", path_prefix))
                if v is not None}
     answer = inject_fault(lab_dir, server, kind, count, **options)
+    if kind in STANDING_FAULTS:
+        print(f"{server}: {kind} until 'runbook lab fault {server} clear'")
+        return 0
     print(f"{server}: the next {count} request(s) will {kind}; {len(answer.get('faults') or [])} fault(s) pending")
     return 0

@@ -29,6 +29,11 @@ when a server fails half-way:
     answer with the product's kind of error: on WinRM the next PowerShell command ends with a
     terminating error record carrying ``message`` (:class:`~runbooklib.errors.RemoteError`),
     on Graph a 429 with ``Retry-After``; other routes answer HTTP 500.
+``no-outbound``
+    a standing condition, not a per-request one: the server cannot reach anything outside
+    (no proxy, a firewall), so what it downloads itself — a SharePoint farm fetching a
+    partner's metadata — fails with .NET's "Unable to connect to the remote server" until the
+    server's faults are cleared. Requests *to* the server still work.
 
 Options: ``count`` (default 1), ``seconds`` (stall), ``message`` (error), ``path_prefix``
 (only requests under it, e.g. ``/wsman`` or ``/v1.0/``). A fault is used up by one request;
@@ -103,7 +108,7 @@ SHAREPOINT_FARMS = SHAREPOINT.hosts
 TENANT = TENANT_PRODUCT.hosts[0]
 STATE_FILE = "estate.json"
 LOG_FILE = "lab.log"
-FAULT_KINDS = ("drop", "stall", "error")
+FAULT_KINDS = ("drop", "stall", "error", "no-outbound")
 # Who serves an estate (estate.json "served_by"): `runbook lab up` may stop only its own.
 SERVED_BY_COMMAND = "runbook lab"
 IN_PROCESS = "in-process"
@@ -277,11 +282,14 @@ class Estate:
 
     ``served_by`` is recorded in ``estate.json``: ``runbook lab down`` stops only an estate that
     ``runbook lab up`` started, never the process of a test or notebook that started one itself.
+    ``basic_auth`` also enables Basic on every WinRM listener (for a test that needs it; the
+    inventory still names each product's usual scheme).
     """
 
-    def __init__(self, directory: Path | str, *, served_by: str = IN_PROCESS) -> None:
+    def __init__(self, directory: Path | str, *, served_by: str = IN_PROCESS, basic_auth: bool = False) -> None:
         self.dir = Path(directory).resolve()
         self.served_by = served_by
+        self.basic_auth = basic_auth
         self.hosts: dict[str, _Host] = {}
         # server → (port in estate.json, port now) for servers whose port was taken by another program
         self.moved_ports: dict[str, tuple[int, int]] = {}
@@ -350,7 +358,8 @@ class Estate:
                 _write_private(path, _password() + "\n")
             return self.password(name)
 
-        return Host(name=name, state_dir=self.state_dir, ca_bundle=self.ca_bundle, password=password)
+        return Host(name=name, state_dir=self.state_dir, ca_bundle=self.ca_bundle, password=password,
+                    basic_auth=self.basic_auth)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Estate":

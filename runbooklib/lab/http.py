@@ -34,11 +34,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from .pki import KeyPair
 
-__all__ = ["DROP", "Connection", "FaultPlan", "LabServer", "Request", "Response", "Route", "Scheme"]
+__all__ = ["DROP", "STANDING_FAULTS", "Connection", "FaultPlan", "LabServer", "Request", "Response", "Route", "Scheme"]
 
 log = logging.getLogger(__name__)
 
-FaultKind = Literal["drop", "stall", "error"]
+FaultKind = Literal["drop", "stall", "error", "no-outbound"]
+# Faults that are a standing condition of the server rather than a per-request one: they hold
+# until cleared. ``no-outbound``: the server itself cannot open outbound connections (no proxy,
+# a firewall), so what *it* downloads (a partner's metadata) fails; requests to it still work.
+STANDING_FAULTS = frozenset({"no-outbound"})
 Scheme = Literal["https", "http"]
 CONTROL_PATH = "/_lab/faults"
 CONTROL_HEADER = "X-Lab-Control-Token"
@@ -113,18 +117,24 @@ class Route:
 
 
 class FaultPlan:
-    """Pending faults of one server: each is consumed by one request."""
+    """Pending faults of one server: each is consumed by one request; standing ones
+    (:data:`STANDING_FAULTS`) hold until :meth:`clear`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[dict] = []
+        self._standing: set[str] = set()
 
     def add(self, kind: FaultKind, count: int = 1, *, seconds: float = 5.0, message: str | None = None,
             path_prefix: str | None = None) -> None:
-        """Make the next ``count`` requests (optionally only under ``path_prefix``) fail as ``kind``."""
-        if kind not in ("drop", "stall", "error"):
-            raise ValueError(f"unknown fault kind {kind!r}: use drop, stall or error")
+        """Make the next ``count`` requests (optionally only under ``path_prefix``) fail as ``kind``;
+        a standing ``kind`` holds from now until cleared (``count`` does not apply)."""
+        if kind not in ("drop", "stall", "error", *STANDING_FAULTS):
+            raise ValueError(f"unknown fault kind {kind!r}: use drop, stall, error or no-outbound")
         with self._lock:
+            if kind in STANDING_FAULTS:
+                self._standing.add(kind)
+                return
             for _ in range(count):
                 self._pending.append(
                     {"kind": kind, "seconds": seconds, "message": message, "path_prefix": path_prefix}
@@ -133,6 +143,16 @@ class FaultPlan:
     def clear(self) -> None:
         with self._lock:
             self._pending.clear()
+            self._standing.clear()
+
+    def holds(self, kind: str) -> bool:
+        """Whether the standing fault ``kind`` is in force."""
+        with self._lock:
+            return kind in self._standing
+
+    def standing(self) -> list[str]:
+        with self._lock:
+            return sorted(self._standing)
 
     def take(self, path: str) -> dict | None:
         with self._lock:
@@ -311,7 +331,8 @@ class LabServer:
         if not self._control_token or not hmac.compare_digest(token, self._control_token):
             return Response.text("forbidden", status=403)
         if request.method == "GET":
-            return Response.json({"server": self.name, "faults": self.faults.pending()})
+            return Response.json({"server": self.name, "faults": self.faults.pending(),
+                                  "standing": self.faults.standing()})
         spec = request.json() or {}
         if not isinstance(spec, dict):
             return Response.text("expected a JSON object", status=400)
@@ -328,7 +349,8 @@ class LabServer:
             )
         except (TypeError, ValueError) as exc:
             return Response.text(str(exc), status=400)
-        return Response.json({"server": self.name, "faults": self.faults.pending()})
+        return Response.json({"server": self.name, "faults": self.faults.pending(),
+                              "standing": self.faults.standing()})
 
 
 def _load_chain(context: ssl.SSLContext, tls: KeyPair, cert_dir, name: str) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "FetchFailed",
     "METADATA_INVALID",
     "WEB_CONNECT_FAILED",
+    "fetch_body",
     "fetch_json",
     "issuer_of",
     "signing_certificates",
@@ -68,6 +69,18 @@ def fetch_json(url: str, *, ca_bundle: Path | None, timeout: float, user_agent: 
     ``ca_bundle`` is what the server trusts (a real one uses the Windows certificate store);
     ``None`` means the system's defaults.
     """
+    body = fetch_body(url, ca_bundle=ca_bundle, timeout=timeout, user_agent=user_agent)
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise FetchFailed(METADATA_INVALID.format(url=url), "System.InvalidOperationException") from exc
+    if not isinstance(doc, dict):
+        raise FetchFailed(METADATA_INVALID.format(url=url), "System.InvalidOperationException")
+    return doc
+
+
+def fetch_body(url: str, *, ca_bundle: Path | None, timeout: float, user_agent: str) -> bytes:
+    """The body at ``url`` as .NET's WebClient downloads it, or :class:`FetchFailed` with its text."""
     context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": user_agent})
     try:
@@ -81,13 +94,7 @@ def fetch_json(url: str, *, ca_bundle: Path | None, timeout: float, user_agent: 
         raise FetchFailed(WEB_TIMEOUT) from exc
     except (http.client.HTTPException, ConnectionError, OSError) as exc:
         raise FetchFailed(WEB_RECEIVE_FAILED) from exc
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise FetchFailed(METADATA_INVALID.format(url=url), "System.InvalidOperationException") from exc
-    if not isinstance(doc, dict):
-        raise FetchFailed(METADATA_INVALID.format(url=url), "System.InvalidOperationException")
-    return doc
+    return body
 
 
 def _reason(status: int, reason: object) -> str:

@@ -16,6 +16,11 @@ next) fail the way PowerShell makes them fail before or around the product's cod
 * script templates: ``throw``, ``[ValidateSet()]`` and empty mandatory strings (:func:`throw`,
   :func:`validate_set`, :func:`not_empty`).
 
+* signatures: a product's cmdlet takes its parameters, aliases, positions and parameter sets
+  from the table of real cmdlet signatures (``runbooklib/signatures/``, read through
+  :mod:`runbooklib.cmdlet_signatures`), so the lab refuses what the product refuses
+  (:func:`signature_cmdlet`, :func:`signature_parameters`).
+
 The texts below are PowerShell's, not a product's: they are the same on every server.  [C]
 """
 
@@ -24,10 +29,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Iterable
 
+from ..cmdlet_signatures import Signature, signature
 from .winrm.api import (
+    CommandTable,
     DeserializedObject,
     ErrorSpec,
+    Handler,
     Invocation,
+    ParamSpec,
     PSObj,
     TerminatingError,
 )
@@ -50,6 +59,8 @@ __all__ = [
     "not_empty",
     "refuse_non_live",
     "require_confirm",
+    "signature_cmdlet",
+    "signature_parameters",
     "throw",
     "validate_set",
 ]
@@ -134,6 +145,29 @@ def enum_value(param: str, value: Any, names: tuple[str, ...], enum_type: str) -
         if name.lower() == text.lower():
             return name
     raise binding_error(cannot_convert_enum(param, text, enum_type, names))
+
+
+# --------------------------------------------------------------------------------------------
+# Signatures
+
+def signature_parameters(row: Signature) -> dict[str, ParamSpec]:
+    """The lab binder's view of a real cmdlet's parameters. ``mandatory`` only where every set
+    makes a parameter mandatory and the pipeline cannot fill it; the sets decide the rest."""
+    specs = {}
+    for name, parameter in row.parameters.items():
+        mandatory = all(name in s.mandatory for s in row.sets) and not parameter.pipeline
+        specs[name] = ParamSpec(mandatory=mandatory, position=parameter.position, switch=parameter.switch,
+                                aliases=parameter.aliases)
+    return specs
+
+
+def signature_cmdlet(table: CommandTable, name: str, *, source: str | None = None) -> Callable[[Handler], Handler]:
+    """Register cmdlet ``name`` in ``table`` with its real signature; the table must have its row."""
+    row = signature(name)
+    if row is None:
+        raise LookupError(f"{name} has no row in the table of cmdlet signatures (runbooklib/signatures/): "
+                          "add it, read from the cmdlet's help, before the lab answers it")
+    return table.cmdlet(row.name, signature_parameters(row), source=source, signature=row)
 
 
 # --------------------------------------------------------------------------------------------

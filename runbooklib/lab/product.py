@@ -25,13 +25,15 @@ class Host:
     """One host of a product, as the estate gives it to the product.
 
     ``state_dir`` is the estate's ``state/`` directory; ``password()`` is the host's WinRM
-    password (made on first use and kept in ``secrets/<name>``).
+    password (made on first use and kept in ``secrets/<name>``); ``basic_auth``: the lab was
+    asked to enable Basic on the host's WinRM listener too (real servers leave it off).
     """
 
     name: str
     state_dir: Path
     ca_bundle: Path
     password: Callable[[], str]
+    basic_auth: bool = False
 
     @property
     def password_ref(self) -> str:

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..certs import LoadedCertificate, check_usable, load_certificate, short_thumbprint
-from ..errors import MetadataError
+from ..errors import MetadataError, RemoteError
 from ..farm_steps import acs_trust_step, app_principal_step, oauth_over_http_step, realm_step
 from ..graph import Principal
-from ..metadata import fetch_metadata
+from ..metadata import parse_metadata
 from ..principal_steps import expired_keys_step, key_upload_step, spn_step
 from ..sharepoint import Farm, version_name
 from ..sharepoint_trust import RealmImpact, acs_issuer_name, acs_trust, realm_impact
@@ -164,8 +164,15 @@ def _preflight_check(ctx: Any) -> Check:
     found.append(f"STS certificate {short_thumbprint(certificate.thumbprint)} valid to "
                  f"{certificate.not_after:%Y-%m-%d}")
 
-    acs = _check_acs_metadata(ctx, tenant_id)
+    acs = _check_acs_metadata(ctx, farm, tenant_id)
     evidence["acs_metadata"] = acs
+    if acs.get("unreachable"):
+        return stop(f"{p.farm} cannot download the tenant's ACS metadata at {acs['url']}: {acs['unreachable']}",
+                    f"The farm itself downloads it when it creates the ACS proxy and trust broker, through its own "
+                    f"proxy and TLS settings. Give the servers of {p.farm} outbound https access to "
+                    "accounts.accesscontrol.windows.net (a proxy in the machine configuration or web.config "
+                    "defaultProxy, TLS 1.2 enabled for .NET with SchUseStrongCrypto), then run again. Nothing was "
+                    "changed.")
     if acs.get("problem"):
         return stop(f"the tenant's ACS metadata at {acs['url']} is not usable: {acs['problem']}",
                     "Check acs_metadata_url of the tenant in the inventory: it must be "
@@ -177,7 +184,7 @@ def _preflight_check(ctx: Any) -> Check:
     current_realm = farm.realm()
     evidence["farm_realm"] = current_realm
     found.append(f"realm {current_realm}")
-    impact = realm_impact(farm, current_realm, tenant_id)
+    impact = realm_impact(farm, current_realm, tenant_id, site=p.web_application)
     evidence["realm_change_impact"] = impact.describe()
     warnings: list[str] = []
     if impact:
@@ -185,6 +192,12 @@ def _preflight_check(ctx: Any) -> Check:
         if p.realm_change == "block":
             return stop(message, "Set realm_change: reregister to move them to the new realm as part of this run, "
                                  "or realm_change: accept if you will re-register them yourself. Nothing was changed.")
+        if impact.unreadable and p.realm_change == "reregister":
+            sites = ", ".join(u.site for u in impact.unreadable)
+            return stop(message, f"What {sites} holds cannot be re-registered unseen. Give the runbook's account "
+                                 "access to those site collections (or bring their content databases online) and run "
+                                 "again, or set realm_change: accept if you will check them yourself. Nothing was "
+                                 "changed.")
         warnings.append(message + (" — they will be re-registered under the new realm"
                                    if p.realm_change == "reregister" else " — accepted: re-register them yourself"))
     if p.web_application.startswith("http://"):
@@ -194,6 +207,8 @@ def _preflight_check(ctx: Any) -> Check:
 
 
 def _realm_impact_message(impact: RealmImpact, current_realm: str, tenant_id: str) -> str:
+    # Only what depends on the farm realm is listed: issuers with a fixed realm of their own
+    # (Office Online Server's, any <id>@*) and metadata-based ones are untouched by the change.
     listing = "; ".join(impact.describe())
     if current_realm != tenant_id:
         return (f"changing the farm realm from {current_realm} to {tenant_id} breaks what is registered under the "
@@ -202,12 +217,17 @@ def _realm_impact_message(impact: RealmImpact, current_realm: str, tenant_id: st
             f"not work (KB 4010011): {listing}")
 
 
-def _check_acs_metadata(ctx: Any, tenant_id: str) -> dict[str, Any]:
-    """Fetch the tenant's ACS metadata now, so a wrong URL fails before the realm changes."""
-    tenant = ctx.inventory.tenant(ctx.params.tenant)
-    url = tenant.acs_metadata_url
+def _check_acs_metadata(ctx: Any, farm: Farm, tenant_id: str) -> dict[str, Any]:
+    """Have the farm fetch the tenant's ACS metadata now, as it will for the ACS proxy and trust
+    broker (its network, its proxy, its TLS settings), so a farm without outbound access or a
+    wrong URL fails before the realm changes."""
+    url = _acs_metadata_url(ctx)
     try:
-        metadata = fetch_metadata(url, ca_bundle=tenant.ca_bundle)
+        document = farm.partner_metadata(url)
+    except RemoteError as exc:
+        return {"url": url, "unreachable": exc.reason or exc.message}
+    try:
+        metadata = parse_metadata(document, url=url)
     except MetadataError as exc:
         return {"url": url, "problem": exc.message}
     expected = acs_issuer_name(tenant_id)
@@ -285,7 +305,8 @@ APP_PRINCIPAL = app_principal_step("spo-app-principal", "Register the SharePoint
 # -- step 5: realm -------------------------------------------------------------------------
 
 REALM = realm_step("realm", "Set the farm's authentication realm to the tenant id", farm=_farm,
-                   realm=lambda ctx: _facts(ctx).tenant_id, realm_change=lambda ctx: ctx.params.realm_change)
+                   realm=lambda ctx: _facts(ctx).tenant_id, realm_change=lambda ctx: ctx.params.realm_change,
+                   site=lambda ctx: ctx.params.web_application)
 
 
 # -- step 6: ACS proxy and trust broker ----------------------------------------------------

@@ -17,6 +17,7 @@ from runbooklib.lab.winrm.api import (
     ErrorSpec,
     PSObj,
     TerminatingError,
+    new_session,
 )
 
 
@@ -45,8 +46,10 @@ class MemoryInvocation:
         self.input = input or []
         self.user = "LAB\\spadmin"
         self.server = "sp-test"
-        self.session = session if session is not None else {}
+        # By default the runspace of an administrator on the farm's own console: it reaches the farm.
+        self.session = session if session is not None else new_session(delegated=True)
         self.commands = commands if commands is not None else CommandTable()
+        self.script: str | None = None
         self.result = Result()
 
     def param(self, name: str, default: Any = None) -> Any:

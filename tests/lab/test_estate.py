@@ -75,7 +75,9 @@ def test_inventory_loads_and_every_secret_file_it_names_is_private(estate):
         assert spec.role == "oos" and spec.winrm == f"https://127.0.0.1:{estate.ports[name]}/wsman"
     for name in SHAREPOINT_FARMS:
         spec = inventory.server(name)
-        assert spec.role == "sharepoint" and spec.auth == "basic"
+        # a farm is reached as a real one is: CredSSP over HTTPS, for the second hop to SQL Server
+        assert spec.role == "sharepoint" and spec.auth == "credssp"
+        assert spec.configuration == "Microsoft.PowerShell" and not spec.allow_http
         assert spec.winrm == f"https://127.0.0.1:{estate.ports[name]}/wsman"
         assert spec.web_url == f"https://127.0.0.1:{estate.ports[name]}"
         assert spec.ca_bundle == estate.ca_bundle and spec.ca_bundle.is_file()

@@ -28,6 +28,7 @@ from runbooklib.lab.pki import LabCA, new_signing_certificate
 from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm, WebAppDefinition
 from runbooklib.lab.sharepoint.objects import certificate_obj
 from runbooklib.lab.sharepoint.templates import TEMPLATE_PARAMETERS
+from runbooklib.lab.sharepoint.product import FARM_LISTENER_AUTH
 from runbooklib.lab.winrm.api import DeserializedObject
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
 
@@ -411,12 +412,14 @@ def test_all_site_app_principals_cover_every_site_collection(farm):
         {"Site": "https://portal.contoso.lab", "NameIdentifier": portal_nid, "DisplayName": "Portal add-in"})
 
     rows = [dict(r.properties) for r in run(farm.commands, "sharepoint/get-all-site-app-principals").output]
+    found = {"Web": "", "External": True, "Error": None}  # on the root web, provider-hosted, read
     assert rows == [
         {"Site": "https://sharepoint.contoso.lab", "DisplayName": ADDIN.display_name,
-         "NameIdentifier": f"{ADDIN.client_id}@{farm.realm}"},
+         "NameIdentifier": f"{ADDIN.client_id}@{farm.realm}", **found},
         {"Site": FINANCE, "DisplayName": BROKER_ADDIN.display_name,
-         "NameIdentifier": f"{BROKER_ADDIN.client_id}@{farm.realm}"},
-        {"Site": "https://portal.contoso.lab", "DisplayName": "Portal add-in", "NameIdentifier": portal_nid},
+         "NameIdentifier": f"{BROKER_ADDIN.client_id}@{farm.realm}", **found},
+        {"Site": "https://portal.contoso.lab", "DisplayName": "Portal add-in", "NameIdentifier": portal_nid,
+         **found},
     ]
 
 
@@ -709,7 +712,8 @@ class _Target:
 
 def _serve(f: SharePointFarm, lab_ca: LabCA, tls_dir: Path) -> LabServer:
     server = LabServer(f.name, lab_ca.issue_server_certificate(["127.0.0.1"]), cert_dir=tls_dir)
-    WinRMEndpoint(server_name=f.name, commands=f.commands, accounts={USER: PASSWORD}).mount(server)
+    WinRMEndpoint(server_name=f.name, commands=f.commands, accounts={USER: PASSWORD},
+                  auth=FARM_LISTENER_AUTH).mount(server)
     f.mount_web(server)
     return server.start()
 
@@ -719,7 +723,7 @@ def remote_farm(pristine, tmp_path, lab_ca):
     shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
     f = SharePointFarm.open(tmp_path / "sp-a.json", ca_bundle=lab_ca.bundle_path, metadata_timeout=3)
     server = _serve(f, lab_ca, tmp_path / "tls")
-    target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
+    target = _Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
     session = open_sharepoint_session(target, password=PASSWORD)
     yield f, server, session
     session.close()
@@ -805,14 +809,14 @@ def test_remote_state_persists_across_restart_and_resets(pristine, tmp_path, lab
     shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
     f = SharePointFarm.open(tmp_path / "sp-a.json")
     server = _serve(f, lab_ca, tmp_path / "tls")
-    target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
+    target = _Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
     with open_sharepoint_session(target, password=PASSWORD) as session:
         session.invoke("Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
     server.stop()
 
     again = SharePointFarm.open(tmp_path / "sp-a.json")
     server = _serve(again, lab_ca, tmp_path / "tls")
-    target = _Target("sp-a", f"{server.url}/wsman", "basic", USER, lab_ca.bundle_path)
+    target = _Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
     try:
         with open_sharepoint_session(target, password=PASSWORD) as session:
             assert session.invoke("Get-SPAuthenticationRealm").output == ["6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"]

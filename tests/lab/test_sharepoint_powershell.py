@@ -18,7 +18,13 @@ from runbooklib.lab.sharepoint import FarmDefinition, SharePointFarm
 from runbooklib.lab.sharepoint import texts as SPT
 from runbooklib.lab.sharepoint.operations import FarmOperations
 from runbooklib.lab.sharepoint.state import FarmStore
-from runbooklib.lab.sharepoint.templates import LOAD_TEMPLATE, TEMPLATE_PARAMETERS, register_templates
+from runbooklib.lab.sharepoint.templates import (
+    LOAD_TEMPLATE,
+    PLAIN_POWERSHELL_TEMPLATES,
+    TEMPLATE_PARAMETERS,
+    register_templates,
+)
+from runbooklib.lab.sharepoint.product import FARM_LISTENER_AUTH
 from runbooklib.lab.winrm.api import CommandTable
 from runbooklib.lab.winrm.dispatch import first_command_of
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
@@ -67,10 +73,11 @@ def farms(tmp_path_factory) -> dict[str, Served]:
     for name in ("sp-a", "sp-b"):
         farm = SharePointFarm.open(base / f"{name}.json", FarmDefinition.preset(name))
         server = LabServer(name, ca.issue_server_certificate(["127.0.0.1"]), cert_dir=base / "tls")
-        endpoint = WinRMEndpoint(server_name=name, commands=farm.commands, accounts={USER: PASSWORD})
+        endpoint = WinRMEndpoint(server_name=name, commands=farm.commands, accounts={USER: PASSWORD},
+                                 auth=FARM_LISTENER_AUTH)
         endpoint.mount(server)
         server.start()
-        served[name] = Served(farm, server, endpoint, _Target(name, f"{server.url}/wsman", "basic", USER,
+        served[name] = Served(farm, server, endpoint, _Target(name, f"{server.url}/wsman", "credssp", USER,
                                                                 ca.bundle_path))
     yield served
     for s in served.values():
@@ -243,8 +250,10 @@ def test_every_sharepoint_template_but_the_loader_needs_the_farms_powershell(far
     assert "get-spfarm" in sharepoint_cmdlets and len(sharepoint_cmdlets) >= 20
     for name in TEMPLATE_PARAMETERS:
         entry = table.find_template(name, "1")
-        if name == LOAD_TEMPLATE:
+        if name in PLAIN_POWERSHELL_TEMPLATES:  # the loader, and templates calling no SharePoint cmdlet
             assert entry.source is None
+            script = (TEMPLATES / f"{name.split('/', 1)[1]}.ps1").read_text()
+            assert name == LOAD_TEMPLATE or first_command_of(script, sharepoint_cmdlets) is None, name
             continue
         assert entry.source == SNAPIN, name
         # The refusal names a real cmdlet of the script, never a made-up one.
@@ -319,10 +328,11 @@ def test_the_farm_client_names_a_server_without_sharepoint_powershell(tmp_path, 
     register_templates(table, FarmOperations(store, ca_bundle=None, metadata_timeout=1))
     ca = LabCA.open(tmp_path / "ca")
     server = LabServer("plain", ca.issue_server_certificate(["127.0.0.1"]), cert_dir=tmp_path / "tls")
-    WinRMEndpoint(server_name="plain", commands=table, accounts={USER: PASSWORD}).mount(server)
+    WinRMEndpoint(server_name="plain", commands=table, accounts={USER: PASSWORD},
+                  auth=FARM_LISTENER_AUTH).mount(server)
     server.start()
     try:
-        target = _Target("plain", f"{server.url}/wsman", "basic", USER, ca.bundle_path)
+        target = _Target("plain", f"{server.url}/wsman", "credssp", USER, ca.bundle_path)
         with RemoteSession.open(target, password=PASSWORD) as session:
             with pytest.raises(RemoteError) as failure:
                 Farm(session, name="plain").realm()

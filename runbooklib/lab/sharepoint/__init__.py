@@ -5,6 +5,7 @@
 :mod:`.state`          farm definitions and presets, the initial state, :class:`~.state.FarmStore`
 :mod:`.operations`     what the farm does (lookups, changes, metadata download), for cmdlets and templates
 :mod:`.cmdlets`        one handler per SharePoint cmdlet and the table that registers them
+:mod:`.access`         the double hop: a runspace without delegated credentials cannot reach the farm
 :mod:`.templates`      one handler per script template (``runbooklib/templates/sharepoint``)
 :mod:`.objects`        the typed objects (pstypenames, properties) the handlers return
 :mod:`.web`            metadata, realm discovery and the inbound S2S judge at the farm's web paths

@@ -1,7 +1,8 @@
-"""A provider-hosted (high-trust) add-in's side of the farm's S2S endpoints.
+"""The callers' side of a farm's S2S endpoints: a provider-hosted (high-trust) add-in, another farm.
 
 :func:`addin_token` mints what a high-trust add-in sends (discovering the realm from the farm at
-run time, as the add-in's TokenHelper does); :func:`call_site` calls a site with it and
+run time, as the add-in's TokenHelper does); :func:`farm_token` what a farm sends to a partner
+farm, signed with its STS key; :func:`call_site` calls a site with either and
 :func:`discover_realm` reads the realm from the farm's Bearer challenge.
 """
 
@@ -20,13 +21,14 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from ..pki import KeyPair
 from ..s2s import oracle as s2s_oracle
 from . import texts as T
 from .farm import SharePointFarm
 from .state import AddinIssuerDefinition, FarmDefinition
 from .web import CLIENT_SVC_PATH
 
-__all__ = ["SiteAnswer", "addin_token", "call_site", "discover_realm"]
+__all__ = ["SiteAnswer", "addin_token", "call_site", "discover_realm", "farm_token"]
 
 _NII_ACTIVE_DIRECTORY = "urn:office:idp:activedirectory"
 _REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
@@ -83,6 +85,29 @@ def addin_token(farm: SharePointFarm, addin: str | AddinIssuerDefinition, *, sit
     (alg none) for that user around an actor token trusted for delegation.
     """
     definition = _addin_definition(farm, addin)
+    realm, aud = _audience(site_url, web_url=web_url, ca_bundle=ca_bundle, realm=realm)
+    return _mint(farm.addin_key_pair(definition.name), aud=aud, iss=f"{definition.issuer_id.lower()}@{realm}",
+                 nameid=f"{definition.client_id.lower()}@{realm}", user=user, lifetime=lifetime, now=now)
+
+
+def farm_token(farm: SharePointFarm, *, site_url: str, web_url: str | None = None,
+               ca_bundle: Path | str | None = None, realm: str | None = None, user: str | None = None,
+               lifetime: int = 3600, now: float | None = None) -> str:
+    """The token ``farm`` sends when it calls a partner farm's site at public ``site_url``.
+
+    Signed with the farm's STS key; ``iss`` and ``nameid`` are the farm itself,
+    ``00000003-0000-0ff1-ce00-000000000000@<its realm>``; the audience is SharePoint at the
+    partner's host in the partner's realm — discovered from the partner at ``web_url`` unless
+    ``realm`` is given. ``user`` as for :func:`addin_token`.
+    """
+    _, aud = _audience(site_url, web_url=web_url, ca_bundle=ca_bundle, realm=realm)
+    own = farm.name_identifier.lower()
+    return _mint(farm.sts_key_pair(), aud=aud, iss=own, nameid=own, user=user, lifetime=lifetime, now=now)
+
+
+def _audience(site_url: str, *, web_url: str | None, ca_bundle: Path | str | None,
+              realm: str | None) -> tuple[str, str]:
+    """(realm, ``00000003-…/<host>@<realm>``) for a call to the site at public ``site_url``."""
     public = urlsplit(site_url)
     if realm is None:
         if web_url is None:
@@ -92,12 +117,14 @@ def addin_token(farm: SharePointFarm, addin: str | AddinIssuerDefinition, *, sit
     host = (public.hostname or "").lower()
     if public.port and public.port != {"https": 443, "http": 80}.get(public.scheme):
         host = f"{host}:{public.port}"
-    pair = farm.addin_key_pair(definition.name)
+    return realm, f"{T.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}"
+
+
+def _mint(pair: KeyPair, *, aud: str, iss: str, nameid: str, user: str | None, lifetime: int,
+          now: float | None) -> str:
+    """An actor token signed with ``pair`` (app-only), or an outer token for ``user`` around one."""
     issued = int(time.time() if now is None else now)
-    aud = f"{T.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}"
-    nameid = f"{definition.client_id.lower()}@{realm}"
-    actor_claims: dict[str, Any] = {"aud": aud, "iss": f"{definition.issuer_id.lower()}@{realm}", "nameid": nameid,
-                                    "nbf": issued, "exp": issued + lifetime}
+    actor_claims: dict[str, Any] = {"aud": aud, "iss": iss, "nameid": nameid, "nbf": issued, "exp": issued + lifetime}
     if user is not None:
         actor_claims["trustedfordelegation"] = "true"
     actor = jwt.encode(actor_claims, pair.key_pem, algorithm="RS256",

@@ -1,7 +1,8 @@
 """The SharePoint cmdlets the simulated farm answers: one module-level handler per cmdlet.
 
 A handler takes the farm's :class:`~.operations.FarmOperations` and the bound invocation; the
-table :data:`CMDLETS` names each one's parameters, and :func:`register_cmdlets` puts them in a
+table :data:`CMDLETS` lists them (their parameters are the real cmdlets', from the table of cmdlet
+signatures), and :func:`register_cmdlets` puts them in a
 :class:`~runbooklib.lab.winrm.api.CommandTable` inside the farm's snap-in or module. Each handler
 behaves as the product does where the runbooks can tell the difference: unknown parameters fail
 binding, objects that must be live refuse a deserialized one, prompting cmdlets fail without
@@ -25,32 +26,28 @@ from ..powershell import (
     get_by_identity,
     missing_mandatory,
     refuse_non_live,
+    signature_cmdlet,
 )
 from ..winrm.api import (
     CommandTable,
     DeserializedObject,
+    ErrorSpec,
     Invocation,
-    ParamSpec,
     PSObj,
     TerminatingError,
 )
 from . import objects as O
 from . import texts as T
+from .access import needs_farm, warn_if_farm_unreachable
 from .operations import FarmOperations, confirm_if_prompting, sp_error
-from .state import FarmStore
+from .state import FarmStore, pair_workflow
 
 __all__ = ["CMDLETS", "Cmdlet", "declare_powershell_source", "register_cmdlets"]
 
-P = ParamSpec
-MANDATORY = ParamSpec(mandatory=True)
-SWITCH = ParamSpec(switch=True)
-
-
 class Cmdlet(NamedTuple):
-    """One row of the farm's cmdlet table."""
+    """One row of the farm's cmdlet table: its parameters are the real cmdlet's (see :data:`CMDLETS`)."""
 
     name: str
-    parameters: dict[str, ParamSpec]
     handler: Callable[[FarmOperations, Invocation], None]
 
 
@@ -80,9 +77,11 @@ def declare_powershell_source(table: CommandTable, store: FarmStore) -> str:
         version = state["version"]
     kind, name = T.powershell_source(version)
     if kind == "module":
-        table.module(name, version=T.BUILD_VERSIONS[version], description=T.SE_MODULE_DESCRIPTION)
+        table.module(name, version=T.BUILD_VERSIONS[version], description=T.SE_MODULE_DESCRIPTION,
+                     on_load=warn_if_farm_unreachable)
     else:
-        table.snapin(name, version=T.BUILD_VERSIONS[version], description=T.SNAPIN_DESCRIPTION)
+        table.snapin(name, version=T.BUILD_VERSIONS[version], description=T.SNAPIN_DESCRIPTION,
+                     on_load=warn_if_farm_unreachable)
     return name
 
 
@@ -124,6 +123,10 @@ def get_web_application(ops: FarmOperations, inv: Invocation) -> None:
         if wa is None:
             inv.write_error(sp_error("Get-SPWebApplication", T.web_application_not_found(str(value)),
                                      category="ObjectNotFound", target=str(value)))
+            return
+        if not wa.get("readable", True):
+            inv.write_error(sp_error("Get-SPWebApplication", T.ACCESS_IS_DENIED, category="PermissionDenied",
+                                     exception=T.ACCESS_DENIED_EXCEPTION, target=str(value)))
             return
         inv.write_output(O.web_app_obj(state, wa))
 
@@ -202,9 +205,13 @@ def register_app_principal(ops: FarmOperations, inv: Invocation) -> None:
 def get_app_principal(ops: FarmOperations, inv: Invocation) -> None:
     with ops.store.view() as state:
         ops.resolve_web(state, inv.param("Site"))
-        principal = ops.find_principal(state, str(inv.param("NameIdentifier")))
-        if principal is not None:  # [U] an unknown NameIdentifier returns nothing
+        name_identifier = str(inv.param("NameIdentifier"))
+        principal = ops.find_principal(state, name_identifier)
+        if principal is not None:
             inv.write_output(O.app_principal_obj(principal))
+        elif T.GET_APP_PRINCIPAL_UNKNOWN_WRITES_ERROR:
+            inv.write_error(sp_error("Get-SPAppPrincipal", T.app_principal_not_registered(name_identifier),
+                                     category="ObjectNotFound", target=name_identifier))
 
 
 def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
@@ -225,6 +232,29 @@ def get_service_application(ops: FarmOperations, inv: Invocation) -> None:
         applications = [dict(a) for a in state["service_applications"]]
     _get_by_identity(inv, "Get-SPServiceApplication", applications,
                      lambda: find_by_identity(applications, inv.param("Identity")), O.service_application_obj)
+
+
+def register_workflow_service(ops: FarmOperations, inv: Invocation) -> None:
+    cmd = "Register-SPWorkflowService"
+    host_uri = str(inv.param("WorkflowHostUri"))
+    site_value = inv.param("SPSite")
+    if isinstance(site_value, DeserializedObject):
+        raise refuse_non_live("SPSite", site_value, "Microsoft.SharePoint.PowerShell.SPSitePipeBind")
+
+    def fail(message: str, category: str = "InvalidData") -> TerminatingError:
+        return TerminatingError(ErrorSpec(message, f"{T.WORKFLOW_FQID_PREFIX}.{T.CMDLET_CLASSES[cmd]}", category,
+                                          "System.InvalidOperationException", host_uri))
+
+    if host_uri.lower().startswith("http://") and not inv.param("AllowOAuthHttp", False):
+        raise fail(T.workflow_http_without_allow(host_uri))
+    with ops.store.change() as state:
+        found = ops.find_site(state, site_value, exact=True)
+        if found is None:
+            raise TerminatingError(sp_error("Get-SPSite", T.site_not_found(str(site_value)),
+                                            exception="Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException"))
+        if state.get("workflow") and not inv.param("Force", False):
+            raise fail(T.workflow_already_registered(state["workflow"]["host_uri"]))
+        pair_workflow(state, host_uri, found[1]["url"])  # under the farm's realm as it is now
 
 
 def get_proxy(ops: FarmOperations, inv: Invocation) -> None:
@@ -274,9 +304,6 @@ def new_acs_proxy(ops: FarmOperations, inv: Invocation) -> None:
                  "in_default_group": bool(inv.param("DefaultProxyGroup", False))}
         state["proxies"].append(proxy)
         inv.write_output(O.proxy_obj(proxy))
-
-_ISSUER_PARAMS = {"Name": P(mandatory=True, position=0), "MetadataEndPoint": P(), "Certificate": P(),
-                 "RegisteredIssuerName": P(), "IsTrustBroker": SWITCH, "Description": P()}
 
 
 def new_issuer(ops: FarmOperations, inv: Invocation) -> None:
@@ -348,50 +375,40 @@ def remove_root(ops: FarmOperations, inv: Invocation) -> None:
         state["root_authorities"] = [e for e in state["root_authorities"] if e["id"] != entry["id"]]
 
 
+# Each cmdlet's parameters and parameter sets come from the table of real cmdlet signatures
+# (runbooklib/signatures/sharepoint.yaml): the lab binds what the product binds.
 CMDLETS: tuple[Cmdlet, ...] = (
-    Cmdlet("Get-SPFarm", {}, get_farm),
-    Cmdlet("Get-SPWebApplication", {
-        "Identity": P(position=0), "IncludeCentralAdministration": SWITCH}, get_web_application),
-    Cmdlet("Get-SPAuthenticationProvider", {
-        "Identity": P(position=0), "WebApplication": P(mandatory=True, position=1),
-        "Zone": P(mandatory=True, position=2)}, get_authentication_provider),
-    Cmdlet("Get-SPSite", {
-        "Identity": P(position=0), "WebApplication": P(), "Limit": P(), "Filter": P(), "Regex": SWITCH,
-        "CompatibilityLevel": P()}, get_site),
-    Cmdlet("Get-SPSecurityTokenServiceConfig", {}, get_sts_config),
-    Cmdlet("Get-SPAuthenticationRealm", {"ServiceContext": P(position=0)}, get_realm),
-    Cmdlet("Set-SPAuthenticationRealm", {"Realm": P(position=0), "ServiceContext": P()}, set_realm),
-    Cmdlet("Register-SPAppPrincipal", {
-        "Site": MANDATORY, "NameIdentifier": MANDATORY, "DisplayName": MANDATORY}, register_app_principal),
-    Cmdlet("Get-SPAppPrincipal", {"Site": MANDATORY, "NameIdentifier": MANDATORY}, get_app_principal),
-    Cmdlet("Set-SPAppPrincipalPermission", {
-        "AppPrincipal": P(), "Site": MANDATORY, "Scope": MANDATORY, "Right": MANDATORY,
-        "EnableAppOnlyPolicy": SWITCH}, set_app_principal_permission),
-    Cmdlet("Get-SPServiceApplication", {"Identity": P(position=0), "Name": P()}, get_service_application),
-    Cmdlet("Get-SPServiceApplicationProxy", {"Identity": P(position=0)}, get_proxy),
-    Cmdlet("Remove-SPServiceApplicationProxy", {
-        "Identity": P(mandatory=True, position=0), "RemoveData": SWITCH}, remove_proxy),
-    Cmdlet("Get-SPServiceApplicationProxyGroup", {
-        "Identity": P(position=0), "Default": SWITCH}, get_proxy_group),
-    Cmdlet("Add-SPServiceApplicationProxyGroupMember", {
-        "Identity": P(mandatory=True, position=0), "Member": MANDATORY}, add_proxy_group_member),
-    Cmdlet("New-SPAzureAccessControlServiceApplicationProxy", {
-        "Name": MANDATORY, "MetadataServiceEndpointUri": MANDATORY, "DefaultProxyGroup": SWITCH}, new_acs_proxy),
-    Cmdlet("New-SPTrustedSecurityTokenIssuer", _ISSUER_PARAMS, new_issuer),
-    Cmdlet("Get-SPTrustedSecurityTokenIssuer", {"Identity": P(position=0)}, get_issuer),
-    Cmdlet("Set-SPTrustedSecurityTokenIssuer", {
-        "Identity": P(mandatory=True, position=0), "MetadataEndPoint": P(), "Certificate": P(),
-        "RegisteredIssuerName": P(), "IsTrustBroker": SWITCH, "Description": P()}, set_issuer),
-    Cmdlet("Remove-SPTrustedSecurityTokenIssuer", {"Identity": P(mandatory=True, position=0)}, remove_issuer),
-    Cmdlet("New-SPTrustedRootAuthority", {
-        "Name": P(mandatory=True, position=0), "Certificate": P(), "MetadataEndPoint": P()}, new_root),
-    Cmdlet("Get-SPTrustedRootAuthority", {"Identity": P(position=0)}, get_root),
-    Cmdlet("Remove-SPTrustedRootAuthority", {"Identity": P(mandatory=True, position=0)}, remove_root),
+    Cmdlet("Get-SPFarm", get_farm),
+    Cmdlet("Get-SPWebApplication", get_web_application),
+    Cmdlet("Get-SPAuthenticationProvider", get_authentication_provider),
+    Cmdlet("Get-SPSite", get_site),
+    Cmdlet("Get-SPSecurityTokenServiceConfig", get_sts_config),
+    Cmdlet("Get-SPAuthenticationRealm", get_realm),
+    Cmdlet("Set-SPAuthenticationRealm", set_realm),
+    Cmdlet("Register-SPAppPrincipal", register_app_principal),
+    Cmdlet("Get-SPAppPrincipal", get_app_principal),
+    Cmdlet("Set-SPAppPrincipalPermission", set_app_principal_permission),
+    Cmdlet("Register-SPWorkflowService", register_workflow_service),
+    Cmdlet("Get-SPServiceApplication", get_service_application),
+    Cmdlet("Get-SPServiceApplicationProxy", get_proxy),
+    Cmdlet("Remove-SPServiceApplicationProxy", remove_proxy),
+    Cmdlet("Get-SPServiceApplicationProxyGroup", get_proxy_group),
+    Cmdlet("Add-SPServiceApplicationProxyGroupMember", add_proxy_group_member),
+    Cmdlet("New-SPAzureAccessControlServiceApplicationProxy", new_acs_proxy),
+    Cmdlet("New-SPTrustedSecurityTokenIssuer", new_issuer),
+    Cmdlet("Get-SPTrustedSecurityTokenIssuer", get_issuer),
+    Cmdlet("Set-SPTrustedSecurityTokenIssuer", set_issuer),
+    Cmdlet("Remove-SPTrustedSecurityTokenIssuer", remove_issuer),
+    Cmdlet("New-SPTrustedRootAuthority", new_root),
+    Cmdlet("Get-SPTrustedRootAuthority", get_root),
+    Cmdlet("Remove-SPTrustedRootAuthority", remove_root),
 )
 
 
 def register_cmdlets(table: CommandTable, ops: FarmOperations) -> None:
-    """Register :data:`CMDLETS` over ``ops``, each in the farm's snap-in or module."""
+    """Register :data:`CMDLETS` over ``ops``, each in the farm's snap-in or module and each failing
+    where the runspace cannot reach the farm (:mod:`.access`)."""
     source = declare_powershell_source(table, ops.store)
     for row in CMDLETS:
-        table.cmdlet(row.name, row.parameters, source=source)(functools.partial(row.handler, ops))
+        handler = needs_farm(row.name, functools.partial(row.handler, ops))
+        signature_cmdlet(table, row.name, source=source)(handler)

@@ -198,6 +198,11 @@ class SharePointFarm:
             "serviceName": T.SHAREPOINT_PRINCIPAL_ID,
         }
 
+    def reach_out_through(self, server: LabServer) -> None:
+        """Download what the farm downloads (partners' metadata) from ``server``'s network: its
+        standing ``no-outbound`` fault leaves the farm unable to connect anywhere."""
+        self._ops.outbound_blocked = lambda: server.faults.holds("no-outbound")
+
     def mount_web(self, server: LabServer) -> None:
         """Serve the farm's metadata, realm discovery and inbound S2S check (:mod:`.web`)."""
         FarmWeb(self, self._store.view).mount(server)

@@ -139,7 +139,7 @@ def web_obj(site: dict) -> PSObj:
         "Url": site["url"],
         "Title": site["title"],
         "ServerRelativeUrl": server_relative_url(site["url"]),
-        "Id": guid(site["root_web_id"]),
+        "Id": guid(site.get("root_web_id") or site["id"]),  # a site collection's root web, or a sub-web
     }, T.web_to_string(site["url"]))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -19,6 +19,7 @@ from cryptography import x509
 from ..metadata_download import (
     WEB_CONNECT_FAILED,
     FetchFailed,
+    fetch_body,
     fetch_json,
     issuer_of,
     signing_certificates,
@@ -71,6 +72,9 @@ class FarmOperations:
         self.store = store
         self.ca_bundle = ca_bundle
         self.metadata_timeout = metadata_timeout
+        # Whether the server has no outbound access (the lab's standing ``no-outbound`` fault);
+        # the estate wires it to the farm's server when it mounts the farm.
+        self.outbound_blocked: Callable[[], bool] = lambda: False
 
     # --- lookups (call inside store.view()/change()) -----------------------------------------
     @staticmethod
@@ -113,15 +117,35 @@ class FarmOperations:
 
     def resolve_web(self, state: dict, value: Any) -> tuple[dict, dict]:
         """``-Site <SPWebPipeBind>``: a URL string or a live SPWeb; a deserialized one is refused."""
-        if isinstance(value, DeserializedObject) or isinstance(value, (bytes, bytearray)):
-            raise refuse_non_live("Site", value, "Microsoft.SharePoint.PowerShell.SPWebPipeBind")
-        if isinstance(value, PSObj) and value.type_names and value.type_names[0] != T.T_WEB[0]:
-            raise refuse_non_live("Site", value, "Microsoft.SharePoint.PowerShell.SPWebPipeBind")
+        self.refuse_non_live_web(value)
         found = self.find_site(state, value, exact=True)
         if found is None:
             raise TerminatingError(ErrorSpec(T.web_not_found(str(value)), "Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException",
                                              "InvalidData", "Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException"))
         return found
+
+    @staticmethod
+    def refuse_non_live_web(value: Any) -> None:
+        """``-Site <SPWebPipeBind>`` binds a URL string or a live SPWeb, never a deserialized one."""
+        if isinstance(value, DeserializedObject) or isinstance(value, (bytes, bytearray)):
+            raise refuse_non_live("Site", value, "Microsoft.SharePoint.PowerShell.SPWebPipeBind")
+        if isinstance(value, PSObj) and value.type_names and value.type_names[0] != T.T_WEB[0]:
+            raise refuse_non_live("Site", value, "Microsoft.SharePoint.PowerShell.SPWebPipeBind")
+
+    def find_web(self, state: dict, value: Any) -> tuple[dict, dict, dict]:
+        """``(web app, site collection, web)`` for a web's URL: a root web (the site collection's
+        own entry) or one of its sub-webs."""
+        key = norm_url(str(value))
+        found = self.find_site(state, value)
+        if found is not None:
+            wa, site = found
+            if norm_url(site["url"]) == key:
+                return wa, site, site
+            for web in site.get("webs", []):
+                if norm_url(web["url"]) == key:
+                    return wa, site, web
+        raise TerminatingError(ErrorSpec(T.web_not_found(str(value)), "Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException",
+                                         "InvalidData", "Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException"))
 
     @staticmethod
     def find_issuer(state: dict, value: Any) -> dict | None:
@@ -156,7 +180,8 @@ class FarmOperations:
 
     # --- changes ------------------------------------------------------------------------------
     def register_app_principal(self, site_value: Any, name_identifier: str, display_name: str) -> tuple[PSObj, bool]:
-        """Register (or update) an app principal; returns it and whether anything changed."""
+        """Register an app principal; returns it and whether anything changed. One already
+        registered keeps its display name unless :data:`.texts.REGISTER_APP_PRINCIPAL_RENAMES`."""
         with self.store.change() as state:
             _, site = self.resolve_web(state, site_value)
             existing = next((p for p in state["app_principals"]
@@ -166,13 +191,18 @@ class FarmOperations:
                             "web_url": site["url"], "permissions": []}
                 state["app_principals"].append(existing)
                 return O.app_principal_obj(existing), True
-            changed = existing["display_name"] != display_name
+            if not T.REGISTER_APP_PRINCIPAL_RENAMES or existing["display_name"] == display_name:
+                return O.app_principal_obj(existing), False
             existing["display_name"] = display_name
-            return O.app_principal_obj(existing), changed
+            return O.app_principal_obj(existing), True
 
     def set_permission(self, principal_id: str, site_value: Any, scope: str, right: str, app_only: bool) -> bool:
+        """Grant at ``scope`` on the web ``site_value`` (a root web or a sub-web)."""
+        self.refuse_non_live_web(site_value)
+        if isinstance(site_value, PSObj):
+            site_value = site_value.properties.get("Url")
         with self.store.change() as state:
-            _, site = self.resolve_web(state, site_value)
+            _, _, site = self.find_web(state, site_value)
             principal = self.find_principal(state, principal_id)
             if principal is None:
                 raise TerminatingError(sp_error("Set-SPAppPrincipalPermission",
@@ -190,21 +220,37 @@ class FarmOperations:
             principal["permissions"].append(grant)
             return True
 
+    def fetch_document(self, url: str) -> dict[str, Any]:
+        """A JSON document at ``url`` as this server downloads it, or :class:`FetchFailed` with
+        .NET's text — from the server's own network: with no outbound access it cannot connect."""
+        if self.outbound_blocked():
+            log.info("metadata %s: the server has no outbound access (lab fault)", url)
+            raise FetchFailed(WEB_CONNECT_FAILED)
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise FetchFailed(WEB_CONNECT_FAILED)
+        return fetch_json(url, ca_bundle=self.ca_bundle, timeout=self.metadata_timeout, user_agent=USER_AGENT)
+
     def download(self, cmdlet: str, url: str) -> dict[str, Any]:
         """The partner's metadata document, or the product's failure."""
         with self.store.view() as state:
             over_http_ok = state["sts"]["allow_metadata_over_http"]
-        scheme = urlsplit(url).scheme.lower()
-        if scheme == "http" and not over_http_ok:
+        if urlsplit(url).scheme.lower() == "http" and not over_http_ok:
             raise TerminatingError(sp_error(cmdlet, T.METADATA_OVER_HTTP.format(url=url)))
-        if scheme not in ("http", "https"):
-            raise TerminatingError(sp_error(cmdlet, WEB_CONNECT_FAILED, exception="System.Net.WebException"))
         try:
-            return fetch_json(url, ca_bundle=self.ca_bundle, timeout=self.metadata_timeout,
-                              user_agent=USER_AGENT)
+            return self.fetch_document(url)
         except FetchFailed as exc:
             log.info("%s: metadata %s: %s", cmdlet, url, exc)
             raise TerminatingError(sp_error(cmdlet, str(exc), exception=exc.exception_type, target=url)) from exc
+
+    def download_body(self, url: str) -> bytes:
+        """What .NET's WebClient on the farm gets from ``url`` (any body), or :class:`FetchFailed` —
+        from the server's own network: with no outbound access it cannot connect."""
+        if self.outbound_blocked():
+            log.info("download %s: the server has no outbound access (lab fault)", url)
+            raise FetchFailed(WEB_CONNECT_FAILED)
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise FetchFailed(WEB_CONNECT_FAILED)
+        return fetch_body(url, ca_bundle=self.ca_bundle, timeout=self.metadata_timeout, user_agent=USER_AGENT)
 
     def new_issuer(self, cmdlet: str, *, name: str, certificate: x509.Certificate | None, metadata_url: str | None,
                    registered_issuer_name: str | None, is_trust_broker: bool, description: str) -> PSObj:

@@ -1,4 +1,12 @@
-"""The SharePoint farms as a product of the estate: ``sp-a`` (2019) and ``sp-b`` (SE)."""
+"""The SharePoint farms as a product of the estate: ``sp-a`` (2019) and ``sp-b`` (SE).
+
+Each farm's WinRM listener is HTTPS (the farm's server also serves its web endpoints over HTTPS,
+one port per host) and accepts Negotiate (NTLM) and CredSSP, as a farm server prepared for remote
+administration does (``Enable-WSManCredSSP -Role Server``); Basic only when the estate is asked
+for it. The inventory reaches each farm with ``auth: credssp``: farm cmdlets need the user's
+credentials on the farm for the second hop to SQL Server. NTLM stays enabled so a run with
+``auth: ntlm`` shows the double hop (:mod:`.access`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,11 @@ from ..product import LAB_USER, Host
 from ..winrm.endpoint import WinRMEndpoint
 from .farm import SharePointFarm
 
-__all__ = ["SHAREPOINT", "SharePointProduct"]
+__all__ = ["FARM_LISTENER_AUTH", "INVENTORY_AUTH", "SHAREPOINT", "SharePointProduct"]
+
+# The schemes a farm's WinRM listener accepts, and the one the inventory reaches it with.
+FARM_LISTENER_AUTH = ("negotiate", "credssp")
+INVENTORY_AUTH = "credssp"
 
 
 class SharePointProduct:
@@ -26,9 +38,11 @@ class SharePointProduct:
         return SharePointFarm.open(self._state_path(host), name=host.name, ca_bundle=host.ca_bundle)
 
     def mount(self, component: SharePointFarm, server: LabServer, host: Host) -> None:
+        auth = FARM_LISTENER_AUTH + (("basic",) if host.basic_auth else ())
         WinRMEndpoint(server_name=host.name, commands=component.commands,
-                      accounts={LAB_USER: host.password()}).mount(server)
+                      accounts={LAB_USER: host.password()}, auth=auth).mount(server)
         component.mount_web(server)
+        component.reach_out_through(server)
 
     def reset_offline(self, host: Host) -> None:
         if self._state_path(host).exists():
@@ -38,7 +52,7 @@ class SharePointProduct:
         return {
             "role": "sharepoint",
             "winrm": f"{url}/wsman",
-            "auth": "basic",
+            "auth": INVENTORY_AUTH,
             "username": LAB_USER,
             "password": host.password_ref,
             "ca_bundle": "ca.pem",

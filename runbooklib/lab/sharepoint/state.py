@@ -29,10 +29,13 @@ from . import texts as T
 
 __all__ = [
     "AddinIssuerDefinition",
+    "CertificateIssuerDefinition",
     "FarmDefinition",
     "FarmStore",
     "SiteCollectionDefinition",
     "WebAppDefinition",
+    "WebGrantDefinition",
+    "WorkflowDefinition",
     "initial_state",
     "key_pair_from_state",
 ]
@@ -46,10 +49,16 @@ Authentication = Literal["ntlm", "kerberos", "classic"]
 
 @dataclass(frozen=True)
 class SiteCollectionDefinition:
-    """A site collection below a web application's root, e.g. ``/sites/finance``."""
+    """A site collection below a web application's root, e.g. ``/sites/finance``.
+
+    ``webs``: paths of its sub-webs below it (``ap`` → ``…/sites/finance/ap``); ``readable``
+    False: the account the runbooks use cannot open it (its content database refuses them).
+    """
 
     path: str
     title: str
+    webs: tuple[str, ...] = ()
+    readable: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,16 @@ class WebAppDefinition:
     name: str | None = None
     site_title: str = "Home"
     site_collections: tuple[SiteCollectionDefinition, ...] = ()
+    readable: bool = True  # False: Get-SPWebApplication answers the runbooks' account with access denied
+
+
+@dataclass(frozen=True)
+class WebGrantDefinition:
+    """An add-in's right on one web (``Set-SPAppPrincipalPermission -Scope Site``): ``web_url``
+    is the web's full URL, e.g. a sub-web ``https://…/sites/finance/ap``."""
+
+    web_url: str
+    right: str = "Write"
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,34 @@ class AddinIssuerDefinition:
     site_url: str
     display_name: str = "Provider-hosted add-in"
     trust_broker: bool = False
+    web_grants: tuple[WebGrantDefinition, ...] = ()
+
+
+@dataclass(frozen=True)
+class CertificateIssuerDefinition:
+    """A certificate-based trusted issuer under a registered name of its own, whatever the farm's
+    realm: Office Online Server's fixed-realm issuers, or an ``<issuer id>@*`` issuer that any
+    realm matches. No app principal comes with it."""
+
+    name: str
+    registered_issuer_name: str
+    trust_broker: bool = False
+
+
+# The farm that also trusts Office Online Server, as OOS's own set-up registers it ([C] names).
+OFFICE_ONLINE_SERVER_ISSUERS = (
+    CertificateIssuerDefinition("Office Online Server", T.OOS_SHAREPOINT_ISSUER),
+    CertificateIssuerDefinition("Office Online Server (SQL Server)", T.OOS_SQL_ISSUER),
+)
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """The farm is paired with Workflow Manager at ``host_uri`` (Register-SPWorkflowService -SPSite
+    ``site_url``), under the realm the farm had then."""
+
+    host_uri: str
+    site_url: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +145,8 @@ class FarmDefinition:
     user_profile_service: bool = True
     #: the Active Directory domain and forest the farm's servers are joined to
     forest: str = "contoso.lab"
+    certificate_issuers: tuple[CertificateIssuerDefinition, ...] = ()
+    workflow: WorkflowDefinition | None = None
 
     @classmethod
     def preset(cls, name: str) -> "FarmDefinition":
@@ -228,8 +277,9 @@ def initial_state(definition: FarmDefinition) -> dict[str, Any]:
             "name": wa.name or f"SharePoint - {port}" + (f" ({i})" if i else ""),
             "url": url,
             "zones": {"Default": {"url": url, "authentication": wa.authentication}},
+            "readable": wa.readable,
             "sites": [_new_site(site_url_of(url), wa.site_title),
-                      *(_new_site(site_url_of(url) + "/" + sc.path.strip("/"), sc.title)
+                      *(_new_site(site_url_of(url) + "/" + sc.path.strip("/"), sc.title, sc.webs, sc.readable)
                         for sc in wa.site_collections)],
         })
     proxies = [
@@ -263,6 +313,10 @@ def initial_state(definition: FarmDefinition) -> dict[str, Any]:
     }
     for addin in definition.initial_issuers:
         _add_addin(state, addin, new_signing_certificate(addin.name))
+    for issuer in definition.certificate_issuers:
+        _add_certificate_issuer(state, issuer, new_signing_certificate(issuer.name))
+    if definition.workflow is not None:
+        pair_workflow(state, definition.workflow.host_uri, site_url_of(definition.workflow.site_url))
     return state
 
 
@@ -272,8 +326,39 @@ def _service_applications(definition: FarmDefinition) -> list[dict[str, Any]]:
     return [{"id": _new_id(), **T.USER_PROFILE_SERVICE}]
 
 
-def _new_site(url: str, title: str) -> dict[str, Any]:
-    return {"id": _new_id(), "url": url, "root_web_id": _new_id(), "title": title}
+def _new_site(url: str, title: str, webs: tuple[str, ...] = (), readable: bool = True) -> dict[str, Any]:
+    site: dict[str, Any] = {"id": _new_id(), "url": url, "root_web_id": _new_id(), "title": title,
+                            "webs": [{"id": _new_id(), "url": f"{url}/{w.strip('/')}", "title": w.strip("/")}
+                                     for w in webs]}
+    if not readable:
+        site["unreadable"] = True
+    return site
+
+
+def _add_certificate_issuer(state: dict[str, Any], issuer: CertificateIssuerDefinition, pair: KeyPair) -> None:
+    state["trusted_issuers"].append({
+        "id": _new_id(), "name": issuer.name, "description": "",
+        "registered_issuer_name": issuer.registered_issuer_name.lower(),
+        "is_self_issuer": not issuer.trust_broker, "metadata_endpoint": None,
+        "signing_cert_pem": pair.cert_pem.decode(),
+    })
+
+
+def pair_workflow(state: dict[str, Any], host_uri: str, site_url: str) -> None:
+    """Register-SPWorkflowService on ``state``: the Workflow Service Application Proxy, and the
+    workflow app principal under the farm's *current* realm on ``site_url`` ([U], see texts)."""
+    proxy = next((p for p in state["proxies"] if p["type"] == T.WORKFLOW_PROXY_TYPE), None)
+    if proxy is None:
+        proxy = {"id": _new_id(), "name": T.WORKFLOW_PROXY_NAME, "type": T.WORKFLOW_PROXY_TYPE,
+                 "type_name": T.WORKFLOW_PROXY_TYPE_NAME, "metadata_endpoint_uri": None, "in_default_group": True}
+        state["proxies"].append(proxy)
+    proxy["workflow_host_uri"] = host_uri
+    state["workflow"] = {"host_uri": host_uri, "site_url": site_url, "realm": state["realm"]}
+    name_identifier = f"{T.WORKFLOW_PRINCIPAL_ID}@{state['realm']}"
+    if not any(p["name_identifier"].lower() == name_identifier for p in state["app_principals"]):
+        state["app_principals"].append({"name_identifier": name_identifier,
+                                        "display_name": T.WORKFLOW_APP_PRINCIPAL_NAME,
+                                        "web_url": site_url, "permissions": []})
 
 
 def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition, pair: KeyPair) -> None:
@@ -299,7 +384,9 @@ def _add_addin(state: dict[str, Any], addin: AddinIssuerDefinition, pair: KeyPai
         "display_name": addin.display_name,
         "web_url": site_url,
         "permissions": [{"scope": "SiteCollection", "target": site_url, "right": "FullControl",
-                         "app_only": False}],
+                         "app_only": False},
+                        *({"scope": "Site", "target": site_url_of(g.web_url), "right": g.right, "app_only": False}
+                          for g in addin.web_grants)],
     })
 
 

@@ -6,9 +6,11 @@ real farm — through the same operations the cmdlets use, so a template and the
 cannot disagree. :data:`TEMPLATES` maps each template to its handler. Where the PowerShell would
 throw, the handler ends the pipeline with the record ``throw`` produces (``RuntimeException``).
 
-Every template but ``sharepoint/load-sharepoint-powershell`` is registered in the farm's snap-in
-or module: in a runspace where that is not loaded, the endpoint fails it at the first SharePoint
-cmdlet its script calls, as a real farm would. The load template is what loads it.
+Every template but those of :data:`PLAIN_POWERSHELL_TEMPLATES` (the loader, the metadata download)
+is registered in the farm's snap-in or module: in a runspace where that is not loaded, the endpoint
+fails it at the first SharePoint cmdlet its script calls, as a real farm would. The load template is
+what loads it. In a runspace that cannot reach the farm (the double hop, :mod:`.access`) the load
+template loads with the snap-in's warning and every other farm template fails at its first farm cmdlet.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Callable
 
 from cryptography import x509
 
+from ..metadata_download import FetchFailed
 from ..powershell import not_empty, throw, validate_set
 from ..winrm.api import (
     CommandTable,
@@ -31,11 +34,15 @@ from ..winrm.api import (
 )
 from . import objects as O
 from . import texts as T
-from .operations import FarmOperations, sp_error
+from .access import cannot_access_farm, farm_reachable, template_needs_farm
+from .operations import FarmOperations, norm_url, sp_error
 
-__all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
+__all__ = ["LOAD_TEMPLATE", "PLAIN_POWERSHELL_TEMPLATES", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
 
 LOAD_TEMPLATE = "sharepoint/load-sharepoint-powershell"
+# Templates that call no SharePoint cmdlet, so they run whether or not the snap-in is loaded: the
+# loader, and the metadata download (.NET's WebClient only).
+PLAIN_POWERSHELL_TEMPLATES = frozenset({LOAD_TEMPLATE, "sharepoint/get-partner-metadata"})
 
 M = ParamSpec(mandatory=True)
 S = ParamSpec(switch=True)
@@ -48,8 +55,8 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/set-oauth-over-http": {"Enabled": M},
     "sharepoint/register-app-principal": {"Site": M, "NameIdentifier": M, "DisplayName": M},
     "sharepoint/set-app-principal-permission": {"Site": M, "NameIdentifier": M, "Scope": M, "Right": M,
-                                                "EnableAppOnlyPolicy": S},
-    "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M},
+                                                "EnableAppOnlyPolicy": S, "Web": O_},
+    "sharepoint/get-app-principal-permission": {"Site": M, "NameIdentifier": M, "Web": O_},
     "sharepoint/get-all-site-app-principals": {},
     "sharepoint/get-proxy-group-membership": {},
     "sharepoint/new-trusted-issuer-from-certificate": {"Name": M, "CertificateRawData": M,
@@ -59,6 +66,8 @@ TEMPLATE_PARAMETERS: dict[str, dict[str, ParamSpec]] = {
     "sharepoint/get-trusted-issuers": {"Name": O_},
     "sharepoint/get-trusted-root-authorities": {},
     "sharepoint/move-issuer-to-realm": {"Name": M, "Realm": M},
+    "sharepoint/get-partner-metadata": {"Url": M},
+    "sharepoint/get-workflow-service": {"Site": M},
 }
 
 
@@ -85,11 +94,24 @@ def _certificate_from_bytes(value: Any) -> x509.Certificate:
                 "System.Management.Automation.MethodInvocationException")) from None
 
 
-def _site_app_principals(state: dict, site_url: str) -> list[dict]:
+def _site_app_principals(state: dict, site: dict) -> list[dict]:
     """What ``$rootWeb.GetSiteAppPrincipals()`` lists for a site collection [U]: principals registered
-    on it or granted on it, and those granted at the SiteSubscription scope."""
+    on it or granted on it or on one of its webs, and those granted at the SiteSubscription scope."""
+    targets = {site["url"], "subscription", *(w["url"] for w in site.get("webs", []))}
     return [p for p in state["app_principals"]
-            if p.get("web_url") == site_url or any(g["target"] in (site_url, "subscription") for g in p["permissions"])]
+            if p.get("web_url") == site["url"] or any(g["target"] in targets for g in p["permissions"])]
+
+
+def _scan_row(principal: dict) -> dict[str, Any]:
+    """One principal as the scan template lists it (its claim decoded, internal or external)."""
+    claim = T.encoded_app_claim(principal["name_identifier"], internal=principal.get("internal", False))
+    return {"DisplayName": principal["display_name"], "NameIdentifier": _name_identifier_of(claim),
+            "External": "|ms.sp.int|" not in claim, "Error": None}
+
+
+def _web_right(principal: dict, web_url: str) -> str:
+    hit = next((g for g in principal.get("permissions", []) if g["scope"] == "Site" and g["target"] == web_url), None)
+    return hit["right"] if hit else T.NO_PERMISSION
 
 
 def _name_identifier_of(claim: str) -> str:
@@ -103,13 +125,17 @@ def load_sharepoint_powershell(ops: FarmOperations, inv: Invocation) -> None:
     if any(s is not None and source_loaded(inv.session, s.name) for s in (snapin, module)):
         loaded = "already"
     elif snapin is not None:  # Get-PSSnapin -Registered finds it: Add-PSSnapin
-        load_source(inv.session, snapin)
+        load_source(inv.session, snapin, inv)
         loaded = "snapin"
     elif module is not None:  # Get-Module -ListAvailable finds it: Import-Module -Global
-        load_source(inv.session, module)
+        load_source(inv.session, module, inv)
         loaded = "module"
     else:
         raise throw(T.sharepoint_powershell_missing())
+    if not farm_reachable(inv):
+        # Get-SPFarm's error is terminating, so -ErrorAction SilentlyContinue does not hide it and
+        # $ErrorActionPreference = 'Stop' ends the script there, after the snap-in's warning. [U]
+        raise cannot_access_farm("Get-SPFarm")
     with ops.store.view() as state:  # Get-SPFarm -ErrorAction SilentlyContinue
         version = state["build_version"]
     inv.write_output(O.custom({"Loaded": loaded, "Version": version}))
@@ -148,10 +174,28 @@ def set_oauth_over_http(ops: FarmOperations, inv: Invocation) -> None:
 
 def register_app_principal(ops: FarmOperations, inv: Invocation) -> None:
     web = _root_web_of(ops, inv.param("Site"))
-    principal, changed = ops.register_app_principal(web, str(inv.param("NameIdentifier")),
-                                                    str(inv.param("DisplayName")))
+    name_identifier = str(inv.param("NameIdentifier"))
+    with ops.store.view() as state:  # Get-SPAppPrincipal -ErrorAction SilentlyContinue
+        existing = ops.find_principal(state, name_identifier)
+    if existing is not None:
+        principal, changed = O.app_principal_obj(existing), False  # as it is, whatever its display name
+    else:
+        principal, changed = ops.register_app_principal(web, name_identifier, str(inv.param("DisplayName")))
     principal.properties["Changed"] = changed  # Add-Member -NotePropertyName Changed
     inv.write_output(principal)
+
+
+def _web_of(ops: FarmOperations, inv: Invocation) -> PSObj:
+    """``$spSite.RootWeb``, or ``$spSite.OpenWeb(<path of $Web>)`` when the template's ``Web`` is given."""
+    root = _root_web_of(ops, inv.param("Site"))
+    wanted = inv.param("Web", None)
+    if not wanted:
+        return root
+    with ops.store.view() as state:
+        _, site, web = ops.find_web(state, wanted)
+        if norm_url(site["url"]) != norm_url(root.properties["Url"]):
+            raise throw(T.web_not_found(str(wanted)))  # OpenWeb on another site collection's path
+        return O.web_obj(web)
 
 
 def _live_principal(ops: FarmOperations, name_identifier: str) -> PSObj:
@@ -165,7 +209,7 @@ def _live_principal(ops: FarmOperations, name_identifier: str) -> PSObj:
 def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
     scope = validate_set("Scope", inv.param("Scope"), T.PERMISSION_SCOPES)
     right = validate_set("Right", inv.param("Right"), T.PERMISSION_RIGHTS)
-    web = _root_web_of(ops, inv.param("Site"))
+    web = _web_of(ops, inv)
     principal = _live_principal(ops, str(inv.param("NameIdentifier")))
     app_only = bool(inv.param("EnableAppOnlyPolicy", False))
     ops.set_permission(principal.properties["NameIdentifier"], web, scope, right, app_only)
@@ -175,7 +219,7 @@ def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
 
 
 def get_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
-    web = _root_web_of(ops, inv.param("Site"))
+    web = _web_of(ops, inv)
     principal = _live_principal(ops, str(inv.param("NameIdentifier")))
     with ops.store.view() as state:
         record = ops.find_principal(state, principal.properties["NameIdentifier"]) or {}
@@ -198,13 +242,23 @@ def get_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
 
 def get_all_site_app_principals(ops: FarmOperations, inv: Invocation) -> None:
     # Get-SPSite -Limit All: every site collection of every content web application, in order.
+    rows: list[dict[str, Any]] = []
     with ops.store.view() as state:
-        rows = [(site["url"], dict(p)) for wa in state["web_apps"] for site in wa["sites"]
-                for p in _site_app_principals(state, site["url"])]
-    for site_url, principal in rows:
-        claim = T.encoded_app_claim(principal["name_identifier"])
-        inv.write_output(O.custom({"Site": site_url, "DisplayName": principal["display_name"],
-                                   "NameIdentifier": _name_identifier_of(claim)}))
+        for wa in state["web_apps"]:
+            for site in wa["sites"]:
+                if site.get("unreadable"):  # the catch block: one row with the error, and on
+                    rows.append({"Site": site["url"], "Web": "", "DisplayName": None, "NameIdentifier": None,
+                                 "External": None, "Error": T.site_unreadable(site["url"])})
+                    continue
+                principals = _site_app_principals(state, site)
+                for p in principals:
+                    rows.append({"Site": site["url"], "Web": "", **_scan_row(p)})
+                for web in site.get("webs", []):  # $spSite.AllWebs, the root web skipped
+                    for p in principals:
+                        if _web_right(p, web["url"]) != T.NO_PERMISSION:
+                            rows.append({"Site": site["url"], "Web": web["url"], **_scan_row(p)})
+    for row in rows:
+        inv.write_output(O.custom(row))
 
 
 def get_proxy_group_membership(ops: FarmOperations, inv: Invocation) -> None:
@@ -219,6 +273,15 @@ def get_proxy_group_membership(ops: FarmOperations, inv: Invocation) -> None:
             "MetadataEndpointUri": proxy["metadata_endpoint_uri"],
             "InDefaultGroup": proxy["in_default_group"],
         }))
+
+
+def get_workflow_service(ops: FarmOperations, inv: Invocation) -> None:
+    with ops.store.view() as state:
+        proxy = next((dict(p) for p in state["proxies"] if p["type_name"] == T.WORKFLOW_PROXY_TYPE_NAME), None)
+    if proxy is None:
+        return
+    _root_web_of(ops, inv.param("Site"))  # Get-SPSite -Identity $Site
+    inv.write_output(O.custom({"Name": proxy["name"], "WorkflowHostUri": proxy.get("workflow_host_uri") or ""}))
 
 
 def new_trusted_issuer_from_certificate(ops: FarmOperations, inv: Invocation) -> None:
@@ -310,6 +373,19 @@ def get_trusted_root_authorities(ops: FarmOperations, inv: Invocation) -> None:
         }))
 
 
+def get_partner_metadata(ops: FarmOperations, inv: Invocation) -> None:
+    # WebClient.DownloadString: any body comes back as text; only the transfer can fail.
+    url = not_empty("Url", inv.param("Url"))
+    try:
+        body = ops.download_body(url)
+    except FetchFailed as exc:
+        # A .NET method's exception, as PowerShell wraps it (standard PowerShell text).
+        raise TerminatingError(ErrorSpec(f'Exception calling "DownloadString" with "1" argument(s): "{exc}"',
+                                         "WebException", "NotSpecified",
+                                         "System.Management.Automation.MethodInvocationException", url)) from exc
+    inv.write_output(O.custom({"Url": url, "Content": body.decode("utf-8", errors="replace")}))
+
+
 # Template name → its handler (parameters: :data:`TEMPLATE_PARAMETERS`).
 TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
     LOAD_TEMPLATE: load_sharepoint_powershell,
@@ -325,14 +401,19 @@ TEMPLATES: dict[str, Callable[[FarmOperations, Invocation], None]] = {
     "sharepoint/get-trusted-issuers": get_trusted_issuers,
     "sharepoint/move-issuer-to-realm": move_issuer_to_realm,
     "sharepoint/get-trusted-root-authorities": get_trusted_root_authorities,
+    "sharepoint/get-partner-metadata": get_partner_metadata,
+    "sharepoint/get-workflow-service": get_workflow_service,
 }
 
 
 def register_templates(table: CommandTable, ops: FarmOperations) -> None:
-    """Register :data:`TEMPLATES` over ``ops``; all but the load template in the farm's snap-in or module."""
+    """Register :data:`TEMPLATES` over ``ops``; all but :data:`PLAIN_POWERSHELL_TEMPLATES` in the
+    farm's snap-in or module."""
     with ops.store.view() as state:
         _, source = T.powershell_source(state["version"])
     for name, handler in TEMPLATES.items():
-        # The load template has no source: it is what loads it.
-        table.template(name, 1, TEMPLATE_PARAMETERS[name], source=None if name == LOAD_TEMPLATE else source)(
-            functools.partial(handler, ops))
+        bound = functools.partial(handler, ops)
+        if name in PLAIN_POWERSHELL_TEMPLATES:  # no source: the loader loads it; the download needs none
+            table.template(name, 1, TEMPLATE_PARAMETERS[name])(bound)
+        else:
+            table.template(name, 1, TEMPLATE_PARAMETERS[name], source=source)(template_needs_farm(bound))

@@ -18,12 +18,15 @@ from ..powershell import AMBIGUOUS_PARAMETER_SET
 # Well-known identities                                                                    [C]
 SHAREPOINT_PRINCIPAL_ID = "00000003-0000-0ff1-ce00-000000000000"
 ACS_PRINCIPAL_ID = "00000001-0000-0000-c000-000000000000"
+# Office Online Server signs for SharePoint and for SQL Server in two fixed realms of its own;
+# a farm trusts them as certificate issuers with these registered names (oos-commands.md).   [C]
+OOS_SHAREPOINT_ISSUER = "67e3df25-268a-4324-a550-0de1c7f97287@bd2372e4-0a11-495c-9541-8377c6def195"
+OOS_SQL_ISSUER = "67e3df25-268a-4324-a550-0de1c7f97287@ffab2d74-c6ae-4375-819a-8555d49b699a"
+# Workflow Manager's first-party principal id.                                                [U]
+WORKFLOW_PRINCIPAL_ID = "00000005-0000-0000-c000-000000000000"
 # Office Online Server's issuers: one first-party app id in two fixed realms (SharePoint's, SQL
-# Server's), whatever the farm's realm (oos-commands.md §7).
-OOS_FIXED_REALM_ISSUERS = frozenset({
-    "67e3df25-268a-4324-a550-0de1c7f97287@bd2372e4-0a11-495c-9541-8377c6def195",
-    "67e3df25-268a-4324-a550-0de1c7f97287@ffab2d74-c6ae-4375-819a-8555d49b699a",
-})
+# Server's), whatever the farm's realm (oos-commands.md §7).                                 [C]
+OOS_FIXED_REALM_ISSUERS = frozenset({OOS_SHAREPOINT_ISSUER, OOS_SQL_ISSUER})
 
 # ---------------------------------------------------------------------------------------------
 # Builds Get-SPFarm reports per product version. [C] that these builds exist (SharePointDsc keeps
@@ -63,6 +66,32 @@ def sharepoint_powershell_missing() -> str:
     return (f"SharePoint PowerShell is not installed on this server: neither the snap-in {SNAPIN_NAME} "
             f"nor the module {SE_MODULE_NAME} was found. Run this on a server of the SharePoint farm.")
 STS_MANAGER_NAME = "SecurityTokenServiceManager"   # [U]
+
+# ---------------------------------------------------------------------------------------------
+# The double hop. A remote session whose client did not delegate its credentials (NTLM, Kerberos
+# without delegation) runs as the user on the farm server but cannot authenticate as the user to
+# SQL Server, so the farm's configuration database is out of reach; CredSSP delegates them.
+# [C] the warning the snap-in (and SE's module) writes while it loads in such a session, on the
+#     warning stream; the load itself succeeds (SharePointDsc issue 659, Microsoft's
+#     "PowerShell Remoting for SharePoint" blog).
+# [C] the error every farm cmdlet then fails with: category InvalidData, exception
+#     SPCmdletException, FullyQualifiedErrorId the cmdlet's class (captures in
+#     brianlala/AutoSPUpdater issue 1 for Get-SPDiagnosticConfig and a remoting report for
+#     Get-SPSite).
+# [U] that the error is terminating (ThrowTerminatingError): captures show it alone, as a
+#     terminating error shows. Then -ErrorAction SilentlyContinue does not hide it (PowerShell
+#     applies -ErrorAction to non-terminating errors only [C]) and a script with
+#     $ErrorActionPreference = 'Stop' ends there: the load template fails at its Get-SPFarm, after
+#     the warning. The field review reads it the other way (SilentlyContinue hides it); the
+#     runbooks recognise both the warning and the error, so either reading stops them.
+# [U] which cmdlets stay unregistered ("Cmdlets with FeatureDependencyId"): the lab registers
+#     all of them and fails each one, which is what a runbook sees either way.
+LOCAL_FARM_NOT_ACCESSIBLE = "The local farm is not accessible. Cmdlets with FeatureDependencyId are not registered."
+CANNOT_ACCESS_LOCAL_FARM = ("Cannot access the local farm. Verify that the local farm is properly configured, "
+                            "currently available, and that you have the appropriate permissions to access the "
+                            "database before trying again.")
+CANNOT_ACCESS_LOCAL_FARM_CATEGORY = "InvalidData"
+SP_CMDLET_EXCEPTION = "Microsoft.SharePoint.PowerShell.SPCmdletException"
 
 # ---------------------------------------------------------------------------------------------
 # .NET type names (pstypenames, most-derived first).
@@ -186,8 +215,10 @@ def web_to_string(url: str) -> str:
 # Encoded claim of an app principal.                                                       [U]
 # Widely seen on "Site App Permissions" pages as i:0i.t|ms.sp.ext|<client id>@<realm>; no
 # Microsoft reference documents the encoding.
-def encoded_app_claim(name_identifier: str) -> str:
-    return f"i:0i.t|ms.sp.ext|{name_identifier}"
+def encoded_app_claim(name_identifier: str, *, internal: bool = False) -> str:
+    """``ms.sp.ext`` for a provider-hosted (external) add-in, ``ms.sp.int`` for a SharePoint-hosted
+    (internal) one.                                                                          [U]"""
+    return f"i:0i.t|ms.sp.{'int' if internal else 'ext'}|{name_identifier}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +293,11 @@ CMDLET_CLASSES = {  # [U] SPCmdlet<Verb><Noun> pattern
     "New-SPTrustedRootAuthority": "SPCmdletNewSPTrustedRootAuthority",
     "Get-SPTrustedRootAuthority": "SPCmdletGetSPTrustedRootAuthority",
     "Remove-SPTrustedRootAuthority": "SPCmdletRemoveSPTrustedRootAuthority",
+    "Register-SPWorkflowService": "RegisterSPWorkflowService",
 }
+# Register-SPWorkflowService lives in another assembly: its FullyQualifiedErrorId starts
+# Microsoft.SharePoint.WorkflowServices.PowerShell (seen in a published error record).          [C]
+WORKFLOW_FQID_PREFIX = "Microsoft.SharePoint.WorkflowServices.PowerShell"
 
 # Cmdlets whose ConfirmImpact makes them prompt in a default session.  [C] the issuer removal and
 # proxy removal (scripts pass -Confirm:$false); [U] root authority removal. Set-SPAuthenticationRealm
@@ -371,3 +406,60 @@ def access_denied_body() -> dict:
 
 # The wildcard managed path a new web application has (besides its explicit root).            [C]
 MANAGED_PATHS = ("sites",)
+
+
+# ---------------------------------------------------------------------------------------------
+# The field review (hybrid-field-review.md, KB 4010011). What a farm does that the hybrid
+# runbook must not get wrong.
+
+# Get-SPAppPrincipal with a NameIdentifier the farm does not know returns nothing and writes no
+# error. [C] for the object model underneath (SPAppPrincipalManager.LookupAppPrincipal: "the app
+# principal, or a null reference if one could not be found"); [U] that the cmdlet passes the null
+# on as no output rather than an error.
+GET_APP_PRINCIPAL_UNKNOWN_WRITES_ERROR = False
+
+# Register-SPAppPrincipal over a NameIdentifier already registered under another display name:
+# [U] no source documents it. The lab takes the cautious reading that the existing registration
+# is returned as it is (the display name is not changed), so a runbook must accept an existing
+# registration under another display name as done, not try to rename it.
+REGISTER_APP_PRINCIPAL_RENAMES = False
+
+# Access denied. [C] .NET's text for UnauthorizedAccessException over E_ACCESSDENIED; [U] that
+# Get-SPWebApplication writes it as a non-terminating PermissionDenied record when the account
+# cannot read the web application (a missing grant, or the second hop to SQL Server failing).
+ACCESS_IS_DENIED = "Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
+ACCESS_DENIED_EXCEPTION = "System.UnauthorizedAccessException"
+
+# A site collection whose content database cannot be read (offline, or no grant for the account):
+# [U] the text opening its RootWeb throws in the app-principal scan.
+def site_unreadable(url: str) -> str:
+    return f"Cannot open the site collection {url}: {ACCESS_IS_DENIED}"
+
+
+# Moving a high-trust add-in's issuer to the new realm. [C] KB 4010011's script creates a new issuer
+# under the new realm (same certificate) and removes the old one. [U] that renaming it in place
+# with Set-SPTrustedSecurityTokenIssuer -Certificate … -RegisteredIssuerName … (what the template
+# move-issuer-to-realm does) has the same effect; the lab accepts it as if it did.
+RENAME_ISSUER_IN_PLACE = "unconfirmed"
+
+# Workflow Manager. [C] Register-SPWorkflowService -SPSite <SPSitePipeBind> -WorkflowHostUri <String>
+# [-AllowOAuthHttp] [-Force] [-PartitionMode] [-ScopeName]; KB 4010011 re-runs it with -Force after a
+# realm change. [U] the proxy's type and TypeName, that GetWorkflowServiceAddress gives the host it
+# was registered with, and that the pairing shows as the app principal <WORKFLOW_PRINCIPAL_ID>@<realm>
+# (display name below) on the site it was registered with.
+WORKFLOW_PROXY_TYPE = "Microsoft.SharePoint.Workflow.Services.WorkflowServiceApplicationProxy"
+WORKFLOW_PROXY_TYPE_NAME = "Workflow Service Application Proxy"
+WORKFLOW_PROXY_NAME = "Workflow Service Application Proxy"
+WORKFLOW_APP_PRINCIPAL_NAME = "Workflow"
+
+
+def workflow_already_registered(host_uri: str) -> str:
+    """[U] Register-SPWorkflowService without -Force on a farm already paired."""
+    return (f"The farm is already registered with the workflow service at {host_uri}. Use the Force "
+            "parameter to register it again.")
+
+
+def workflow_http_without_allow(host_uri: str) -> str:
+    """[U] an http:// WorkflowHostUri without -AllowOAuthHttp."""
+    return (f"The workflow service address {host_uri} does not use HTTPS. Use the AllowOAuthHttp parameter "
+            "to allow OAuth over HTTP.")

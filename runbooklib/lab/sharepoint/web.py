@@ -7,7 +7,7 @@
     a caller the farm trusts can reach that site collection. The site is the one at the request
     path in the web application whose public name the token's audience names.
 
-Two kinds of caller are judged (token rules from :mod:`.s2s_oracle`, the lab's own verifier):
+Three kinds of caller are judged (token rules from :mod:`.s2s_oracle`, the lab's own verifier):
 
 *SharePoint in Microsoft 365 through ACS* — the inbound half of the hybrid trust:
 
@@ -20,6 +20,16 @@ Two kinds of caller are judged (token rules from :mod:`.s2s_oracle`, the lab's o
 * its audience is SharePoint (``00000003-…``) at one of the farm's public names in the farm's
   *current* realm (``wrong_audience`` / ``realm_mismatch``);
 * its ``nameid`` is an app principal registered on the farm (``principal_not_registered``).
+
+*A partner server* (another farm, Exchange, Skype for Business) — its issuer was registered from
+the partner's metadata as a self-issuer (not a trust broker), as a farm-to-farm trust does:
+
+* ``iss`` is that issuer's registered name, ``<partner principal>@<partner realm>`` — the realm the
+  issuer names, not necessarily this farm's (``unknown_issuer`` otherwise);
+* the certificate the partner's metadata published when the issuer was created verifies the
+  signature (``unknown_x5t`` / ``bad_signature``); times and audience (this farm's realm) as above;
+* ``nameid`` is the partner itself (``issuer_not_trust_broker``), and it holds a right on the site
+  collection asked for (``principal_not_registered`` / ``no_rights_on_site``), as for an add-in.
 
 *A provider-hosted (high-trust) add-in* — its issuer is certificate-based (no metadata):
 
@@ -277,6 +287,8 @@ def _judge(token: str, farm: _FarmView) -> _Verdict:
     issuer = next((i for i in farm.issuers if i["registered_issuer_name"].lower() == iss), None)
     if issuer is None:
         _refuse_unknown_issuer(token, iss, farm)
+    if issuer["metadata_endpoint"] and issuer["is_self_issuer"]:
+        return _judge_partner(token, issuer, farm)
     if issuer["metadata_endpoint"]:
         return _judge_broker(token, issuer, farm)
     if issuer["registered_issuer_name"].lower() in T.OOS_FIXED_REALM_ISSUERS:
@@ -315,6 +327,21 @@ def _judge_broker(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdi
         )
     accepted = _verify(token, issuer, farm)
     return _Verdict(accepted, _registered(accepted, farm), addin=False)
+
+
+def _judge_partner(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
+    """A metadata-based self-issuer: another farm, Exchange or Skype for Business, registered from
+    its metadata. Its tokens are signed with the certificate that metadata published, name the
+    partner in the realm the issuer names, and speak only for the partner itself."""
+    accepted = _verify(token, issuer, farm)
+    registered = issuer["registered_issuer_name"].lower()
+    if accepted.nameid != registered:
+        raise s2s_oracle.Rejected(
+            "issuer_not_trust_broker",
+            f"The trusted issuer '{issuer['name']}' ({registered}) is a self-issuer: it speaks only for "
+            f"{registered}, not for {accepted.nameid or '(nobody)'}.",
+        )
+    return _Verdict(accepted, _registered(accepted, farm), addin=True)
 
 
 def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:

@@ -87,3 +87,20 @@ def module_not_found(name: str) -> str:
 # (A module's commands are found only after Import-Module here: the lab does not model
 # module autoloading; see lab/sharepoint/texts.py SE_MODULE_AUTOLOADS.)                            [U]
 MODULE_TYPE = "Manifest"  # [U] what Get-Module reports for a product's module
+
+
+# --- a runspace without the script language ------------------------------------------------
+# What a NoLanguage runspace (a commands-only session configuration, e.g. Exchange's
+# Microsoft.Exchange) answers any script text with: a parse error, category ParserError,
+# exception ParseException, id ScriptsNotAllowed, target the script text.                  [C]
+# (Microsoft's about_Session_Configurations and about_Language_Modes show the text and record.)
+# [U] Windows PowerShell 5.1's wording: the docs print "This might be because it is in
+# no-language mode."; some captures read "This can occur if the runspace is in no-language
+# mode." The docs' wording is used.
+SCRIPTS_NOT_ALLOWED = ("The syntax is not supported by this runspace. This might be because it is in "
+                       "no-language mode.")
+SCRIPTS_NOT_ALLOWED_ID = "ScriptsNotAllowed"
+SCRIPTS_NOT_ALLOWED_CATEGORY = "ParserError"
+PARSE_EXCEPTION = "System.Management.Automation.ParseException"
+# [U] Whether a script that is a single command line with literal arguments is run in a
+# NoLanguage runspace: the lab refuses every script, as the runbooks never depend on it.

@@ -101,7 +101,8 @@ class _Sink:
 class Shell:
     """One WS-Man shell: a PSRP runspace pool and its pipelines."""
 
-    def __init__(self, *, owner: str, client_ip: str, runner: PipelineRunner, delegated: bool = False) -> None:
+    def __init__(self, *, owner: str, client_ip: str, runner: PipelineRunner, delegated: bool = False,
+                 no_language: bool = False) -> None:
         self.owner = owner
         self.client_ip = client_ip
         self.shell_id = ""
@@ -113,7 +114,7 @@ class Shell:
         self.closed = False
         # The runspace's session state, shared by this shell's pipelines (the dispatcher's only
         # writes are whole-key dict operations, which need no lock beyond the GIL).
-        self.session: dict[str, Any] = new_session(delegated=delegated)
+        self.session: dict[str, Any] = new_session(delegated=delegated, no_language=no_language)
 
     # ------------------------------------------------------------------ inbound
 

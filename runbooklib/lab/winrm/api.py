@@ -31,8 +31,9 @@ second pool on the same server starts empty, as a new runspace does. The lab kee
 a real runspace remembers between commands — which snap-ins and modules are loaded
 (:func:`loaded_sources`) and whether the client delegated its credentials to it
 (:func:`credentials_delegated`: CredSSP does, NTLM and Basic do not, so only a CredSSP runspace
-can reach a second server as the user); products may keep their own keys (prefix them with the
-product name).
+can reach a second server as the user) and whether its session configuration runs script text
+(:func:`scripts_allowed`); products may keep their own keys (prefix them with the product name).
+A snap-in or module may act while it loads (``Source.on_load``, e.g. a product's warning).
 
 Snap-ins and modules: a product declares what it offers (``table.snapin(name)`` /
 ``table.module(name)``) and registers its cmdlets and templates with ``source=<that name>``.
@@ -47,7 +48,10 @@ first of the source's cmdlets its script uses. ``Add-PSSnapin``, ``Get-PSSnapin`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+
+if TYPE_CHECKING:
+    from ...cmdlet_signatures import Signature
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -68,6 +72,7 @@ __all__ = [
     "load_source",
     "loaded_sources",
     "new_session",
+    "scripts_allowed",
     "source_loaded",
 ]
 
@@ -164,6 +169,7 @@ class Invocation(Protocol):
     server: str                  # the lab server name, e.g. ``sp-a``
     session: dict[str, Any]      # this runspace pool's state: one dict per shell, as long as it lives
     commands: "CommandTable"     # everything this server answers (built-ins included)
+    script: str | None           # the script text a template came as; None for a cmdlet
 
     def param(self, name: str, default: Any = None) -> Any: ...
     def has(self, name: str) -> bool: ...
@@ -184,27 +190,40 @@ class _Entry:
     handler: Handler
     parameters: dict[str, ParamSpec] | None
     source: str | None = None   # the snap-in or module that brings this command, if any
+    signature: "Signature | None" = None  # the real cmdlet's parameter sets, when the table has its row
 
 
 @dataclass(frozen=True)
 class Source:
-    """A snap-in or module a server offers: what ``Add-PSSnapin`` / ``Import-Module`` can load."""
+    """A snap-in or module a server offers: what ``Add-PSSnapin`` / ``Import-Module`` can load.
+
+    ``on_load`` runs in the invocation that loaded it, once per runspace: what the product's
+    snap-in or module itself does while it loads (e.g. write a warning).
+    """
 
     name: str
     kind: str                    # "snapin" | "module"
     version: str = ""
     description: str = ""
+    on_load: "Handler | None" = field(default=None, compare=False, repr=False)
 
 
 # The snap-in every runspace starts with (it holds Add-PSSnapin, Import-Module, Get-Command …).
 CORE_SNAPIN = "Microsoft.PowerShell.Core"
 _LOADED = "lab.loaded_sources"   # session key: {lower-case name: Source}, in load order
 _DELEGATED = "lab.credentials_delegated"
+_NO_LANGUAGE = "lab.no_language"
 
 
-def new_session(*, delegated: bool = False) -> dict[str, Any]:
-    """The session state of a new runspace; ``delegated`` when its client delegated its credentials."""
-    return {_DELEGATED: delegated}
+def new_session(*, delegated: bool = False, no_language: bool = False) -> dict[str, Any]:
+    """The session state of a new runspace; ``delegated`` when its client delegated its credentials,
+    ``no_language`` when its session configuration runs commands only (no script text)."""
+    return {_DELEGATED: delegated, _NO_LANGUAGE: no_language}
+
+
+def scripts_allowed(session: dict[str, Any]) -> bool:
+    """Whether this runspace runs script text (its session configuration has the language)."""
+    return not session.get(_NO_LANGUAGE, False)
 
 
 def credentials_delegated(session: dict[str, Any]) -> bool:
@@ -222,12 +241,17 @@ def source_loaded(session: dict[str, Any], name: str) -> bool:
     return name.lower() == CORE_SNAPIN.lower() or name.lower() in session.get(_LOADED, {})
 
 
-def load_source(session: dict[str, Any], source: Source) -> bool:
-    """Load ``source`` into this runspace; ``False`` if it already was."""
+def load_source(session: dict[str, Any], source: Source, inv: "Invocation | None" = None) -> bool:
+    """Load ``source`` into this runspace; ``False`` if it already was.
+
+    ``inv`` is the invocation that loads it: the source's ``on_load`` runs in it.
+    """
     loaded = session.setdefault(_LOADED, {})
     if source.name.lower() in loaded:
         return False
     loaded[source.name.lower()] = source
+    if source.on_load is not None and inv is not None:
+        source.on_load(inv)
     return True
 
 
@@ -240,15 +264,17 @@ class CommandTable:
         self._sources: dict[str, Source] = {}
 
     def cmdlet(self, name: str, parameters: dict[str, ParamSpec] | None = None, *,
-               source: str | None = None) -> Callable[[Handler], Handler]:
+               source: str | None = None, signature: "Signature | None" = None) -> Callable[[Handler], Handler]:
         """Decorator: register ``name``. With ``parameters``, unknown or missing mandatory ones fail binding.
 
         ``source`` names the snap-in or module the cmdlet comes in: until that is loaded in a
-        runspace, the cmdlet does not exist there.
+        runspace, the cmdlet does not exist there. With ``signature`` (the real cmdlet's row in
+        the table of cmdlet signatures) binding also resolves its parameter set as PowerShell
+        does; :func:`runbooklib.lab.powershell.signature_cmdlet` registers a cmdlet that way.
         """
 
         def register(fn: Handler) -> Handler:
-            self._cmdlets[name.lower()] = _Entry(name, fn, parameters, source)
+            self._cmdlets[name.lower()] = _Entry(name, fn, parameters, source, signature)
             return fn
 
         return register
@@ -267,14 +293,16 @@ class CommandTable:
 
         return register
 
-    def snapin(self, name: str, *, version: str = "", description: str = "") -> Source:
+    def snapin(self, name: str, *, version: str = "", description: str = "",
+               on_load: Handler | None = None) -> Source:
         """Declare a registered snap-in this server offers (``Add-PSSnapin -Name <name>`` loads it)."""
-        self._sources[name.lower()] = Source(name, "snapin", version, description)
+        self._sources[name.lower()] = Source(name, "snapin", version, description, on_load)
         return self._sources[name.lower()]
 
-    def module(self, name: str, *, version: str = "", description: str = "") -> Source:
+    def module(self, name: str, *, version: str = "", description: str = "",
+               on_load: Handler | None = None) -> Source:
         """Declare a module this server offers (``Import-Module -Name <name>`` loads it)."""
-        self._sources[name.lower()] = Source(name, "module", version, description)
+        self._sources[name.lower()] = Source(name, "module", version, description, on_load)
         return self._sources[name.lower()]
 
     def find_source(self, name: str, kind: str | None = None) -> Source | None:

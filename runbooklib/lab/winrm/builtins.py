@@ -16,13 +16,13 @@ import fnmatch
 import logging
 from typing import Any, Iterable
 
+from ..powershell import signature_cmdlet
 from . import _powershell_texts as T
 from .api import (
     CORE_SNAPIN,
     CommandTable,
     ErrorSpec,
     Invocation,
-    ParamSpec,
     PSObj,
     Source,
     load_source,
@@ -33,7 +33,6 @@ __all__ = ["builtin_commands", "cmdlet_info"]
 
 log = logging.getLogger(__name__)
 
-_SWITCH = ParamSpec(switch=True)
 _CORE = Source(CORE_SNAPIN, "snapin", "", T.CORE_SNAPIN_DESCRIPTION)
 
 
@@ -103,15 +102,17 @@ def builtin_commands() -> CommandTable:
     """A fresh table of the lab's engine built-ins (stateless handlers: state is in the session)."""
     table = CommandTable()
 
-    def builtin(name: str, parameters: dict[str, ParamSpec]):
-        return table.cmdlet(name, parameters, source=CORE_SNAPIN)
+    def builtin(name: str):
+        # Parameters and sets are Windows PowerShell 5.1's (runbooklib/signatures/powershell.yaml).
+        return signature_cmdlet(table, name, source=CORE_SNAPIN)
 
-    @builtin("Add-PSSnapin", {"Name": ParamSpec(mandatory=True, position=0), "PassThru": _SWITCH})
+    @builtin("Add-PSSnapin")
     def add_pssnapin(inv: Invocation) -> None:
         for given in _names(inv.param("Name")):
             if _is_pattern(given):
                 for source in inv.commands.sources("snapin"):
-                    if _matches(given, source.name) and load_source(inv.session, source) and inv.param("PassThru"):
+                    if _matches(given, source.name) and load_source(inv.session, source, inv) \
+                            and inv.param("PassThru"):
                         inv.write_output(snapin_info(source))
                 continue
             if given.lower() == CORE_SNAPIN.lower():
@@ -120,14 +121,14 @@ def builtin_commands() -> CommandTable:
             source = inv.commands.find_source(given, "snapin")
             if source is None:
                 inv.write_error(_argument_error(T.snapin_not_installed(given), T.ADD_SNAPIN_ERROR_ID, given))
-            elif not load_source(inv.session, source):
+            elif not load_source(inv.session, source, inv):
                 inv.write_error(_argument_error(T.snapin_already_added(source.name), T.ADD_SNAPIN_ERROR_ID, given))
             else:
                 log.debug("%s: snap-in %s added to the session", inv.server, source.name)
                 if inv.param("PassThru"):
                     inv.write_output(snapin_info(source))
 
-    @builtin("Get-PSSnapin", {"Name": ParamSpec(position=0), "Registered": _SWITCH})
+    @builtin("Get-PSSnapin")
     def get_pssnapin(inv: Invocation) -> None:
         if inv.param("Registered"):
             # The core snap-ins ship with PowerShell and are not listed as registered.
@@ -142,9 +143,7 @@ def builtin_commands() -> CommandTable:
             for source, default in hits:
                 inv.write_output(snapin_info(source, default=default))
 
-    @builtin("Import-Module", {"Name": ParamSpec(mandatory=True, position=0), "PassThru": _SWITCH,
-                               "Force": _SWITCH, "Global": _SWITCH, "DisableNameChecking": _SWITCH,
-                               "NoClobber": _SWITCH, "Scope": ParamSpec()})
+    @builtin("Import-Module")
     def import_module(inv: Invocation) -> None:
         for given in _names(inv.param("Name")):
             source = inv.commands.find_source(given, "module")
@@ -153,12 +152,12 @@ def builtin_commands() -> CommandTable:
                                                 category="ResourceUnavailable",
                                                 exception=T.FILE_NOT_FOUND_EXCEPTION))
                 continue
-            if load_source(inv.session, source):
+            if load_source(inv.session, source, inv):
                 log.debug("%s: module %s imported into the session", inv.server, source.name)
             if inv.param("PassThru"):
                 inv.write_output(module_info(source))
 
-    @builtin("Get-Module", {"Name": ParamSpec(position=0), "ListAvailable": _SWITCH, "All": _SWITCH})
+    @builtin("Get-Module")
     def get_module(inv: Invocation) -> None:
         if inv.param("ListAvailable"):
             candidates: Iterable[Source] = inv.commands.sources("module")
@@ -169,7 +168,7 @@ def builtin_commands() -> CommandTable:
             if any(_matches(p, source.name) for p in patterns):
                 inv.write_output(module_info(source))  # an unmatched name is not an error
 
-    @builtin("Get-Command", {"Name": ParamSpec(position=0), "Module": ParamSpec(), "CommandType": ParamSpec()})
+    @builtin("Get-Command")
     def get_command(inv: Invocation) -> None:
         modules = [m.lower() for m in _names(inv.param("Module"))]
 

@@ -9,7 +9,8 @@ This is where the lab behaves like a PowerShell host with a fixed command set:
   naming the first of the source's cmdlets its script text uses (as the script would fail there);
 * ``add_script`` text runs only if its first line is the template marker
   ``# runbook-template: <name> v<N>`` naming a registered template — anything else is refused
-  the way a no-language endpoint refuses script text;
+  the way a no-language endpoint refuses script text; in a commands-only session configuration
+  (:mod:`.configurations`) every script is refused so, templates too;
 * parameters are bound as PowerShell binds them when the handler declared its
   :class:`~runbooklib.lab.winrm.api.ParamSpec` s (unknown, ambiguous, duplicate, missing mandatory
   and surplus positional arguments all fail with the real ``ParameterBindingException`` texts);
@@ -49,6 +50,7 @@ from psrpcore.types import (
     add_note_property,
 )
 
+from ...cmdlet_signatures import BindingRefused, Signature
 from . import _powershell_texts as texts
 from .api import (
     COMMON_PARAMETERS,
@@ -61,6 +63,7 @@ from .api import (
     PSObj,
     Secret,
     TerminatingError,
+    scripts_allowed,
     source_loaded,
 )
 
@@ -385,7 +388,7 @@ class _Bound:
 
 
 def _bind(command: str, specs: dict[str, ParamSpec] | None,
-          raw: list[tuple[str | None, Any]]) -> _Bound:
+          raw: list[tuple[str | None, Any]], *, signature: Signature | None = None, piped: bool = False) -> _Bound:
     bound = _Bound()
     positional: list[Any] = []
     lookup: dict[str, str] = {}
@@ -457,6 +460,9 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
         _, name = open_positions.pop(0)
         bound.parameters[name] = arg
 
+    if signature is not None:
+        _resolve_parameter_set(command, signature, [n for n in bound.parameters if n in specs], piped=piped)
+        return bound
     missing = [name for name, spec in specs.items() if spec.mandatory and name not in bound.parameters]
     if missing:
         raise _binding_error(
@@ -468,6 +474,14 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
     return bound
 
 
+def _resolve_parameter_set(command: str, signature: Signature, names: list[str], *, piped: bool) -> None:
+    """The real cmdlet's parameter sets decide: PowerShell's binding error when no set binds ``names``."""
+    try:
+        signature.parameter_set(names, piped=piped)
+    except BindingRefused as refused:
+        raise _binding_error(command, refused.message, refused.error_id) from None
+
+
 # --------------------------------------------------------------------------- invocation
 
 class _Invocation:
@@ -475,8 +489,9 @@ class _Invocation:
 
     def __init__(self, *, command: str, bound: _Bound, input: list[Any], user: str, server: str,
                  sink: PipelineSink, emit: Callable[[Any], None], session: dict[str, Any],
-                 commands: CommandTable) -> None:
+                 commands: CommandTable, script: str | None = None) -> None:
         self.command = command
+        self.script = script
         self.parameters = bound.parameters
         self.arguments = bound.arguments
         self.input = input
@@ -533,18 +548,14 @@ def _resolve(table: CommandTable, cmd: CommandSpec, server: str, session: dict[s
         if entry is None:
             raise _Stop(command_not_found(cmd.text.strip()))
         return entry, entry.name
+    if not scripts_allowed(session):
+        # A commands-only session configuration (Exchange's): no script text at all, template or not.
+        raise _Stop(_scripts_not_allowed(texts.SCRIPTS_NOT_ALLOWED, cmd.text))
     marker = parse_template_marker(cmd.text)
     if marker is None:
-        raise _Stop(error_record(ErrorSpec(
-            message=(
-                "The syntax is not supported by this runspace. This can occur if the runspace is in no-language "
-                f"mode. (The lab server {server} runs cmdlets and registered script templates only: a script "
-                f"must start with the line '{TEMPLATE_MARKER} <name> v<N>'.)"
-            ),
-            error_id="ScriptsNotAllowed",
-            category="ParserError",
-            exception_type="System.Management.Automation.ParseException",
-        ), None, activity=""))
+        raise _Stop(_scripts_not_allowed(
+            f"{texts.SCRIPTS_NOT_ALLOWED} (The lab server {server} runs cmdlets and registered script templates "
+            f"only: a script must start with the line '{TEMPLATE_MARKER} <name> v<N>'.)", cmd.text))
     name, version = marker
     entry = table.find_template(name, version)
     if entry is None:
@@ -559,6 +570,14 @@ def _resolve(table: CommandTable, cmd: CommandSpec, server: str, session: dict[s
             target=f"{name} v{version}",
         ), None, activity=""))
     return entry, entry.name
+
+
+def _scripts_not_allowed(message: str, script: str) -> ErrorRecord:
+    """The parse error a runspace without the script language answers script text with."""
+    return error_record(ErrorSpec(
+        message=message, error_id=texts.SCRIPTS_NOT_ALLOWED_ID, category=texts.SCRIPTS_NOT_ALLOWED_CATEGORY,
+        exception_type=texts.PARSE_EXCEPTION, target=script,
+    ), None, activity="")
 
 
 def _refuse_unloaded_template(table: CommandTable, entry: Any, script: str, server: str) -> None:
@@ -610,7 +629,9 @@ def run_pipeline(table: CommandTable, commands: list[CommandSpec], pipeline_inpu
                 last = position == len(statement) - 1
                 entry, name = _resolve(table, cmd, server, session)
                 try:
-                    bound = _bind(name, entry.parameters, cmd.parameters)
+                    # A command later in a pipeline may take a mandatory parameter from its input.
+                    bound = _bind(name, entry.parameters, cmd.parameters, signature=entry.signature,
+                                  piped=position > 0 or bool(current_input))
                 except TerminatingError as exc:
                     raise _Stop(error_record(exc.spec, name)) from None
                 if cmd.is_script and entry.source is not None and not source_loaded(session, entry.source):
@@ -618,7 +639,8 @@ def run_pipeline(table: CommandTable, commands: list[CommandSpec], pipeline_inpu
                 produced: list[Any] = []
                 emit = (lambda v: sink.output(to_psrp(v))) if last else produced.append
                 invocation = _Invocation(command=name, bound=bound, input=current_input, user=user,
-                                         server=server, sink=sink, emit=emit, session=session, commands=table)
+                                         server=server, sink=sink, emit=emit, session=session, commands=table,
+                                         script=cmd.text if cmd.is_script else None)
                 try:
                     entry.handler(invocation)
                 except TerminatingError as exc:

@@ -14,6 +14,13 @@ Every endpoint also answers the engine built-ins (``Add-PSSnapin``, ``Get-PSSnap
 ``Import-Module``, ``Get-Module``, ``Get-Command``; :mod:`.builtins`), merged under the product's
 table; each shell keeps its own session state, so what one runspace pool loaded another does not see.
 
+Session configurations: a shell request names its configuration in its resource URI
+(:mod:`.configurations`); the endpoint serves those it is given — ``Microsoft.PowerShell`` by
+default — and refuses any other name with the WS-Management fault Windows gives. A
+commands-only configuration (``commands_only("Microsoft.Exchange")``, mounted with
+``path="/PowerShell"`` as Exchange serves it) runs cmdlets with parameters and refuses every
+script, templates included, with PowerShell's no-language parse error.
+
 An ``error`` fault from the server's fault plan (delivered in the ``x-lab-fault`` request
 header by :class:`LabServer`) makes the next pipeline on this endpoint fail with an error record
 carrying the fault's message; ``drop`` and ``stall`` faults never reach the endpoint.
@@ -23,6 +30,9 @@ Usage::
     endpoint = WinRMEndpoint(server_name="sp-a", commands=table, accounts={"LAB\\\\spadmin": "…"},
                              auth=("negotiate", "credssp"))
     endpoint.mount(server)
+
+    exchange = WinRMEndpoint(server_name="exchange", commands=table, accounts=…, path="/PowerShell",
+                             configurations=(commands_only("Microsoft.Exchange"),))
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from .adapter import Shell
 from .api import CommandTable
 from .auth import BASIC_REALM, DEFAULT_AUTH, Authenticator, Challenge, Principal
 from .builtins import builtin_commands
+from .configurations import SessionConfiguration, full_language, unknown_configuration
 from .dispatch import CommandSpec, PipelineOutcome, PipelineSink, run_pipeline
 from .sealing import SealingError, is_sealed, seal, unseal
 
@@ -63,11 +74,16 @@ class WinRMEndpoint:
 
     ``accounts`` maps a user name as clients send it (``LAB\\spadmin``; matched
     case-insensitively, as Windows does) to its password. ``auth`` lists the schemes the
-    listener accepts (``basic``, ``negotiate``, ``credssp``).
+    listener accepts (``basic``, ``negotiate``, ``credssp``). ``path`` is where it is mounted
+    (``/wsman``; Exchange's is ``/PowerShell``); ``configurations`` the session configurations
+    it serves (default ``Microsoft.PowerShell`` with the full language).
     """
 
     def __init__(self, *, server_name: str, commands: CommandTable, accounts: dict[str, str],
-                 auth: Iterable[str] = DEFAULT_AUTH) -> None:
+                 auth: Iterable[str] = DEFAULT_AUTH, path: str = WSMAN_PATH,
+                 configurations: Iterable[SessionConfiguration] = (full_language(),)) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"a WinRM endpoint path starts with '/': {path!r}")
         self.server_name = server_name
         self.commands = commands
         # What pipelines resolve against: the product's table over the engine built-ins.
@@ -77,7 +93,11 @@ class WinRMEndpoint:
         self._shells: dict[str, Shell] = {}
         self._lock = threading.Lock()
         self._injected_failures: deque[str] = deque()
-        self._address = WSMAN_PATH
+        self._path = path
+        self._address = path
+        self._configurations = {c.resource_uri.lower(): c for c in configurations}
+        if not self._configurations:
+            raise ValueError(f"{server_name}: a WinRM endpoint serves at least one session configuration")
         self.shells_created = 0
         self.requests_handled = 0  # WS-Man requests answered (benchmarks and tests count round trips)
 
@@ -88,9 +108,18 @@ class WinRMEndpoint:
     # ------------------------------------------------------------------ wiring
 
     def mount(self, server: LabServer) -> None:
-        """Serve ``/wsman`` on ``server`` (which handles drop/stall faults; this route handles ``error``)."""
-        self._address = f"{server.url}{WSMAN_PATH}"
-        server.mount(WSMAN_PATH, self.handle, handles_error_faults=True)
+        """Serve the endpoint's path on ``server`` (which handles drop/stall faults; this route handles ``error``)."""
+        self._address = f"{server.url}{self._path}"
+        server.mount(self._path, self.handle, handles_error_faults=True)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def configurations(self) -> tuple[SessionConfiguration, ...]:
+        """The session configurations this endpoint serves."""
+        return tuple(self._configurations.values())
 
     def set_accounts(self, accounts: dict[str, str]) -> None:
         """Replace the accepted accounts (e.g. after a lab password rotation)."""
@@ -116,6 +145,11 @@ class WinRMEndpoint:
     def handle(self, request: Request) -> Response:
         """The ``/wsman`` route."""
         self.requests_handled += 1
+        fault_header = request.header("x-lab-fault")
+        if fault_header:
+            # Taken on arrival: the request that carries it may be only a step of an authentication
+            # handshake (NTLM, CredSSP), and the fault is for the next command all the same.
+            self._take_fault(fault_header)
         outcome = self._auth.authenticate(request)
         if isinstance(outcome, Challenge):
             return outcome.response
@@ -152,10 +186,6 @@ class WinRMEndpoint:
         return request.body
 
     def _answer(self, request: Request, message: bytes, principal: Principal) -> Response:
-        fault_header = request.header("x-lab-fault")
-        if fault_header:
-            self._take_fault(fault_header)
-
         relates_to = ""
         try:
             soap_request = soap.parse_request(message)
@@ -225,14 +255,17 @@ class WinRMEndpoint:
         creation = body.find("pwsh:creationXml", soap.NS)
         if creation is None or not (creation.text or "").strip():
             raise soap.WSManFault.invalid("The Create request carries no PowerShell creationXml.")
+        configuration = self._configurations.get(req.resource_uri.strip().lower())
+        if configuration is None:
+            raise unknown_configuration(req.resource_uri, self.server_name)
         shell = Shell(owner=user, client_ip=request.client[0], runner=self._runner_for(user),
-                      delegated=principal.delegated)
+                      delegated=principal.delegated, no_language=not configuration.language)
         shell_id = shell.open(base64.b64decode(creation.text), body.attrib.get("ShellId"))
         with self._lock:
             self._shells[shell_id] = shell
             self.shells_created += 1
-        log.debug("%s: shell %s opened for %s (%s%s)", self.server_name, shell_id, user, principal.scheme,
-                  ", credentials delegated" if principal.delegated else "")
+        log.debug("%s: shell %s (%s) opened for %s (%s%s)", self.server_name, shell_id, configuration.name, user,
+                  principal.scheme, ", credentials delegated" if principal.delegated else "")
         return soap.create_response(
             req, shell_id=shell_id, address=self._address, owner=user, client_ip=shell.client_ip,
             input_streams=_INPUT_STREAMS, output_streams=_OUTPUT_STREAMS,

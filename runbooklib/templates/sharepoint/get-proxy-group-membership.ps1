@@ -2,10 +2,11 @@
 param()
 # Every service application proxy with its .NET type and whether it is a member of the farm's
 # default proxy group. GetType() and group membership only mean something on the server.
+# Membership is read from the group's DefaultProxies, as Microsoft's Onboard-CloudHybridSearch does.
 $ErrorActionPreference = 'Stop'
 
 $defaultGroup = Get-SPServiceApplicationProxyGroup -Default
-$memberIds = @($defaultGroup.Proxies | ForEach-Object { $_.Id })
+$memberIds = @($defaultGroup.DefaultProxies | ForEach-Object { $_.Id })
 foreach ($proxy in Get-SPServiceApplicationProxy) {
     $metadataUri = $null
     if ($proxy.PSObject.Properties['MetadataEndpointUri'] -and $proxy.MetadataEndpointUri) {

@@ -9,6 +9,11 @@ param(
 # Set-SPTrustedSecurityTokenIssuer cannot be called with -RegisteredIssuerName alone (neither
 # parameter set would be chosen). -IsTrustBroker is passed explicitly because an omitted switch
 # means $false. Idempotent: an issuer already under the realm is left alone (Changed = $false).
+#
+# UNCONFIRMED: that renaming in place with Set-SPTrustedSecurityTokenIssuer -RegisteredIssuerName
+# makes the issuer work under the new realm. Microsoft's documented route (the KB 4010011 script)
+# creates a new issuer under the new realm and removes the old one instead. See
+# RENAME_ISSUER_IN_PLACE in runbooklib/lab/sharepoint/texts.py.
 $ErrorActionPreference = 'Stop'
 
 $issuer = Get-SPTrustedSecurityTokenIssuer -Identity $Name

@@ -1,0 +1,173 @@
+"""The farm-to-farm runbook, end to end: `runbook run` → papermill → the lab estate.
+
+One estate serves the module; each test starts from its initial state. The lab's farms are the
+judges: a token minted with a farm's STS key is accepted by a partner farm only through an
+issuer registered from that farm's metadata, with the permission the runbook grants.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import scrapbook
+import yaml
+
+from conftest import ROOT, lab_state_bytes, runbook
+from runbooklib.lab.estate import Estate
+from runbooklib.lab.http import Response
+from runbooklib.lab.sharepoint.addin import call_site, farm_token
+
+pytestmark = pytest.mark.slow
+
+LAB_PARAMS = yaml.safe_load((ROOT / "parameters" / "lab" / "farm-to-farm.yaml").read_text())
+SITES = {"sp-a": "https://sharepoint.contoso.lab", "sp-b": "https://collab.contoso.lab"}
+USER = "s-1-5-21-2127521184-1604012920-1887927527-1001"
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory):
+    lab = Estate(tmp_path_factory.mktemp("farm-to-farm") / "lab").start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture
+def lab(estate):
+    estate.reset()
+    yield estate
+
+
+def run_ftf(lab, tmp_path: Path, *args: str, **changes):
+    """One headless run with the lab parameters (``changes`` replace some); (result, scraps)."""
+    params = tmp_path / f"params-{len(list(tmp_path.glob('params-*')))}.yaml"
+    params.write_text(yaml.safe_dump({**LAB_PARAMS, **changes}))
+    archive = tmp_path / "records"
+    result = runbook("run", "farm-to-farm", "--inventory", str(lab.inventory_path), "--params", str(params),
+                     "--archive", str(archive), *args)
+    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()] \
+        if (archive / "index.jsonl").exists() else []
+    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict if entries else {}
+    return result, scraps
+
+
+def steps_by_id(scraps) -> dict[str, dict]:
+    return {s["id"]: s for s in scraps["steps"]}
+
+
+def calls(lab, sender: str, receiver: str):
+    """What ``receiver`` answers a user's request that ``sender`` makes with its own STS key."""
+    token = farm_token(lab.farm(sender), site_url=SITES[receiver], web_url=lab.server(receiver).url,
+                       ca_bundle=lab.ca_bundle, user=USER)
+    return call_site(lab.server(receiver).url, SITES[receiver], token, ca_bundle=lab.ca_bundle)
+
+
+def test_both_ways_first_run_changes_then_nothing_and_plan_changes_nothing(lab, tmp_path):
+    assert calls(lab, "sp-a", "sp-b").reason == "unknown_issuer", "no farm may trust another before the run"
+    before = lab_state_bytes(lab)
+    plan, scraps = run_ftf(lab, tmp_path, "--plan")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert {s["status"] for s in scraps["steps"]} <= {"ok", "planned", "skipped"}
+    assert steps_by_id(scraps)["trusted-issuers"]["status"] == "planned"
+    assert lab_state_bytes(lab) == before, "a plan changed the lab"
+
+    first, scraps = run_ftf(lab, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    steps = steps_by_id(scraps)
+    assert scraps["run"]["status"] == "succeeded" and scraps["changes"] == 6
+    for step_id in ("trusted-issuers", "root-authorities", "app-principal-permissions"):
+        assert steps[step_id]["status"] == "changed", steps[step_id]
+        assert len(steps[step_id]["changes"]) == 2, "one change per one-way trust"
+    # Step 0's table is the trust set, one row per one-way trust.
+    assert [t["incoming_to"] + "←" + t["outgoing_from"] for t in steps["trust-set"]["evidence"]["trusts"]] \
+        == ["sp-a←sp-b", "sp-b←sp-a"]
+
+    # Proof by the lab: each issuer carries the partner's live name and certificate, and each farm
+    # now accepts a user's request signed by the other.
+    for receiver, sender in (("sp-a", "sp-b"), ("sp-b", "sp-a")):
+        issuer = next(i for i in lab.farm(receiver).snapshot()["trusted_issuers"] if i["name"] == sender)
+        document = lab.farm(sender).metadata_document()
+        assert issuer["registered_issuer_name"] == document["issuer"] and issuer["is_self_issuer"]
+        answer = calls(lab, sender, receiver)
+        assert answer.status == 200, answer
+        assert answer.body["AppPrincipal"] == lab.farm(sender).name_identifier
+
+    again, scraps = run_ftf(lab, tmp_path)
+    assert again.returncode == 0 and scraps["changes"] == 0, again.stdout
+    settled = lab_state_bytes(lab)
+    plan, scraps = run_ftf(lab, tmp_path, "--plan")
+    assert plan.returncode == 0 and not [s for s in scraps["steps"] if s["status"] == "planned"]
+    assert lab_state_bytes(lab) == settled
+
+
+def test_a_one_way_trust_is_proven_one_way(lab, tmp_path):
+    result, scraps = run_ftf(lab, tmp_path, accepts={"sp-b": ["sp-a"]})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert scraps["changes"] == 3
+    assert calls(lab, "sp-a", "sp-b").status == 200
+    refused = calls(lab, "sp-b", "sp-a")
+    assert (refused.status, refused.reason) == (401, "unknown_issuer"), refused
+
+
+def test_issuer_without_permission_authenticates_but_is_refused_access(lab, tmp_path):
+    # The permission is what lets the partner in: stop the run before it, and the farm refuses.
+    result, _ = run_ftf(lab, tmp_path, accepts={"sp-b": ["sp-a"]})
+    assert result.returncode == 0
+    with lab.farm("sp-b")._store.change() as state:  # the lab's control, as an administrator's revoke
+        for principal in state["app_principals"]:
+            if principal["name_identifier"] == lab.farm("sp-a").name_identifier:
+                principal["permissions"] = []
+    assert calls(lab, "sp-a", "sp-b").reason == "no_rights_on_site"
+
+
+def _stops_before_any_change(lab, tmp_path, *, expect: list[str], **changes) -> dict:
+    before = lab_state_bytes(lab)
+    result, scraps = run_ftf(lab, tmp_path, **changes)
+    assert result.returncode == 1, result.stdout + result.stderr
+    preflight = steps_by_id(scraps)["preflight"]
+    assert preflight["status"] == "failed"
+    text = preflight["error"] + " " + preflight["hint"]
+    for words in expect:
+        assert words in text, text
+    assert "Nothing was changed" in preflight["hint"]
+    assert lab_state_bytes(lab) == before
+    return preflight
+
+
+def test_unreachable_metadata_stops_with_the_farms_own_words(lab, tmp_path):
+    _stops_before_any_change(lab, tmp_path, metadata_urls={"sp-a": "https://127.0.0.1:9/_layouts/15/metadata/json/1"},
+                             expect=["sp-b could not download https://127.0.0.1:9/", "Unable to connect to the remote server",
+                                     "metadata_urls.sp-a"])
+
+
+def test_malformed_metadata_stops_naming_what_is_wrong(lab, tmp_path):
+    lab.server("sp-a").mount("/not-metadata/", lambda request: Response.text("<html>Sign in</html>",
+                                                                             content_type="text/html"))
+    url = lab.server("sp-a").url + "/not-metadata/json/1"
+    _stops_before_any_change(lab, tmp_path, metadata_urls={"sp-a": url},
+                             expect=[f"what sp-b downloaded from {url} is not S2S metadata", "did not return JSON"])
+
+
+def test_http_only_web_application_stops_unless_allowed(lab, tmp_path):
+    _stops_before_any_change(lab, tmp_path,
+                             web_applications={"sp-a": "http://intranet.contoso.lab", "sp-b": SITES["sp-b"]},
+                             expect=["http://intranet.contoso.lab of sp-a uses http", "allow_http: true"])
+
+
+def test_runbook_demo_runs_it_and_shows_it_succeeded(monkeypatch, tmp_path, capsys):
+    from runbooklib import scenarios
+    from runbooklib.demo import run_demo
+    from runbooklib.lab.commands import lab_command
+
+    monkeypatch.setattr(scenarios, "SCENARIOS", {"farm-to-farm": scenarios.SCENARIOS["farm-to-farm"]})
+    try:
+        code = run_demo(archive=tmp_path / "records", lab_dir=tmp_path / "lab")
+    finally:
+        lab_command("down", tmp_path / "lab")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    row = next(line for line in out.splitlines() if line.startswith("farm-to-farm "))
+    assert row.split()[1:3] == ["succeeded", "6"], row
