@@ -1,9 +1,11 @@
 """The OfficeWebApps cmdlets the simulated server answers: one module-level handler per cmdlet.
 
 Each handler takes the server's :class:`~.machine.OosMachine` and the bound invocation;
-:data:`CMDLETS` names each one's parameters and :func:`register_cmdlets` puts them in the
-server's command table inside the ``OfficeWebApps`` module, so they exist in a session only
-after ``Import-Module OfficeWebApps`` (the load template) ran there.
+:data:`CMDLETS` lists them and :func:`register_cmdlets` puts them in the server's command table
+inside the ``OfficeWebApps`` module, so they exist in a session only after
+``Import-Module OfficeWebApps`` (the load template) ran there. Each cmdlet's parameters come from
+the table of real cmdlet signatures (runbooklib/signatures/officewebapps.yaml): the lab binds
+what the product binds, and a parameter the lab does not keep binds and changes nothing.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, NamedTuple
 
-from ..winrm.api import CommandTable, ErrorSpec, Invocation, ParamSpec, PSObj, TerminatingError
+from ..powershell import signature_cmdlet
+from ..winrm.api import CommandTable, ErrorSpec, Invocation, PSObj, TerminatingError
 from . import texts as T
 from .machine import OosMachine
 
 __all__ = ["CMDLETS", "Cmdlet", "register_cmdlets"]
-
-P = ParamSpec()
-SWITCH = ParamSpec(switch=True)
 
 # Set-OfficeWebAppsFarm parameters the lab keeps ([C] names and kinds, SETFARM-REF).
 _STRING_SETTINGS = ("InternalURL", "ExternalURL", "CertificateName", "S2SCertificateName")
@@ -31,7 +31,6 @@ class Cmdlet(NamedTuple):
     """One row of the server's cmdlet table."""
 
     name: str
-    parameters: dict[str, ParamSpec]
     handler: Callable[[OosMachine, Invocation], None]
 
 
@@ -76,11 +75,9 @@ def set_farm(machine: OosMachine, inv: Invocation) -> None:
 
 
 CMDLETS: tuple[Cmdlet, ...] = (
-    Cmdlet("Get-OfficeWebAppsFarm", {}, get_farm),
-    Cmdlet("Get-OfficeWebAppsMachine", {}, get_machine),
-    Cmdlet("Set-OfficeWebAppsFarm", {
-        **{name: P for name in _STRING_SETTINGS}, **{name: SWITCH for name in _SWITCH_SETTINGS},
-        "Force": SWITCH}, set_farm),
+    Cmdlet("Get-OfficeWebAppsFarm", get_farm),
+    Cmdlet("Get-OfficeWebAppsMachine", get_machine),
+    Cmdlet("Set-OfficeWebAppsFarm", set_farm),
 )
 
 
@@ -88,4 +85,4 @@ def register_cmdlets(table: CommandTable, machine: OosMachine) -> None:
     """Register :data:`CMDLETS` over ``machine``, each in the ``OfficeWebApps`` module."""
     table.module(T.MODULE_NAME, version=T.MODULE_VERSION, description="Office Online Server")
     for row in CMDLETS:
-        table.cmdlet(row.name, row.parameters, source=T.MODULE_NAME)(functools.partial(row.handler, machine))
+        signature_cmdlet(table, row.name, source=T.MODULE_NAME)(functools.partial(row.handler, machine))
