@@ -1,0 +1,52 @@
+"""The Office Online Server farm as a product of the estate: ``oos-1`` and ``oos-2``.
+
+Each member is its own host with its own WinRM endpoint; both open the farm's one state file,
+``state/oos.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..http import LabServer
+from ..product import LAB_USER, Host
+from ..winrm.endpoint import WinRMEndpoint
+from .server import OosServer
+
+__all__ = ["OOS", "OosProduct"]
+
+STATE_FILE = "oos.json"
+
+
+class OosProduct:
+    """Each host is a farm member answering WinRM; the farm's state is shared."""
+
+    section = "servers"
+    hosts = ("oos-1", "oos-2")
+
+    def open(self, host: Host) -> OosServer:
+        return OosServer.open(host.state_dir / STATE_FILE, host.name)
+
+    def mount(self, component: OosServer, server: LabServer, host: Host) -> None:
+        WinRMEndpoint(server_name=host.name, commands=component.commands,
+                      accounts={LAB_USER: host.password()}).mount(server)
+
+    def reset_offline(self, host: Host) -> None:
+        if (host.state_dir / STATE_FILE).exists():
+            self.open(host).reset()
+
+    def inventory_entry(self, component: OosServer, url: str, host: Host) -> dict[str, Any]:
+        return {
+            "role": "oos",
+            "winrm": f"{url}/wsman",
+            "auth": "basic",
+            "username": LAB_USER,
+            "password": host.password_ref,
+            "ca_bundle": "ca.pem",
+        }
+
+    def secret_files(self, component: OosServer) -> dict[str, str]:
+        return {}  # the WinRM password file is the estate's (Host.password)
+
+
+OOS = OosProduct()
