@@ -21,7 +21,8 @@ from runbooklib.remote import RemoteConnections
 from runbooklib.sharepoint import ensure_sharepoint_shell
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = ("sp-a", "sp-b", "contoso")
+SERVERS = ("sp-a", "sp-b", "oos-1", "oos-2", "contoso")
+WINRM_HOSTS = {"sp-a", "sp-b", "oos-1", "oos-2"}  # every server but the tenant
 
 
 def lab(action: str, lab_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -112,7 +113,7 @@ def test_up_leaves_the_estate_running_in_the_background_and_is_idempotent(lab_di
         assert any(line.split()[:1] == [name] and line.endswith("answering") for line in status.stdout.splitlines())
     assert "NOT ANSWERING" not in status.stdout and f"pid {pid}" in status.stdout
     http_ports = record(lab_dir)["winrm_http_ports"]
-    assert set(http_ports) == {"sp-a", "sp-b"}
+    assert set(http_ports) == WINRM_HOSTS
     for port in http_ports.values():
         assert f"http://127.0.0.1:{port}   WinRM over http" in status.stdout
 

@@ -1,7 +1,9 @@
 """The Office Online Server farm as a product of the estate: ``oos-1`` and ``oos-2``.
 
 Each member is its own host with its own WinRM endpoint; both open the farm's one state file,
-``state/oos.json``.
+``state/oos.json``. Its listeners accept Negotiate (NTLM) and CredSSP, Basic only when the estate
+is asked for it; the inventory reaches the servers with NTLM, as administrators usually do: the
+OfficeWebApps cmdlets work on the server itself and need no second hop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from .server import OosServer
 __all__ = ["OOS", "OosProduct"]
 
 STATE_FILE = "oos.json"
+# The schemes an OOS server's WinRM listener accepts, and the one the inventory reaches it with.
+LISTENER_AUTH = ("negotiate", "credssp")
+INVENTORY_AUTH = "ntlm"
 
 
 class OosProduct:
@@ -28,8 +33,9 @@ class OosProduct:
         return OosServer.open(host.state_dir / STATE_FILE, host.name)
 
     def mount(self, component: OosServer, server: LabServer, host: Host) -> None:
+        auth = LISTENER_AUTH + (("basic",) if host.basic_auth else ())
         WinRMEndpoint(server_name=host.name, commands=component.commands,
-                      accounts={LAB_USER: host.password()}).mount(server)
+                      accounts={LAB_USER: host.password()}, auth=auth).mount(server)
 
     def reset_offline(self, host: Host) -> None:
         if (host.state_dir / STATE_FILE).exists():
@@ -39,7 +45,7 @@ class OosProduct:
         return {
             "role": "oos",
             "winrm": f"{url}/wsman",
-            "auth": "basic",
+            "auth": INVENTORY_AUTH,
             "username": LAB_USER,
             "password": host.password_ref,
             "ca_bundle": "ca.pem",
