@@ -23,9 +23,11 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import CertificateError
 from .secrets import resolve_secret
@@ -34,9 +36,12 @@ __all__ = [
     "CertificateFormat",
     "LoadedCertificate",
     "check_usable",
+    "from_pfx",
     "load_certificate",
+    "new_self_signed",
     "short_thumbprint",
     "thumbprint_of",
+    "to_pfx",
     "x5t_of",
 ]
 
@@ -336,3 +341,44 @@ def check_usable(
             f"{who} has no private key, and signing needs one",
             hint="export the certificate with its private key (.pfx)",
         )
+
+
+def new_self_signed(common_name: str, *, key_size: int = 2048, days: int = 730,
+                    now: dt.datetime | None = None) -> LoadedCertificate:
+    """A new self-signed certificate with its RSA key, for server authentication and signing.
+
+    For test estates: a production trust should use a certificate from the organisation's CA.
+    """
+    moment = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(minutes=5)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment).not_valid_after(moment + dt.timedelta(days=days))
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, content_commitment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return LoadedCertificate(cert, key, f"self-signed {common_name}", "pfx")
+
+
+def to_pfx(cert: LoadedCertificate, password: str) -> bytes:
+    """``cert`` with its private key as PFX bytes protected by ``password`` (AES-256)."""
+    if cert.private_key is None:
+        raise CertificateError(f"{cert.describe()} has no private key to put in a PFX",
+                               hint="load the certificate from its .pfx, with its password")
+    key = cert.private_key
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CertificateError(f"{cert.describe()} has a key type Office Online Server cannot use",
+                               hint="use a certificate with an RSA key")
+    return pkcs12.serialize_key_and_certificates(
+        None, key, cert.certificate, list(cert.chain) or None,
+        serialization.BestAvailableEncryption(password.encode("utf-8")))
+
+
+def from_pfx(data: bytes, password: str, *, source: str = "<bytes>") -> LoadedCertificate:
+    """PFX bytes this run holds the password of (not a reference): e.g. exported from a server."""
+    return _load_pfx(data, source, password.encode("utf-8"), "the run's one-time password")

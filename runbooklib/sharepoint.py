@@ -28,6 +28,7 @@ __all__ = [
     "LOAD_TEMPLATE",
     "RootAuthority",
     "SHAREPOINT_SHELL",
+    "ServiceApplication",
     "ServiceProxy",
     "SharePointShell",
     "SiteScan",
@@ -121,6 +122,8 @@ class TrustedIssuer:
     registered_issuer_name: str
     is_self_issuer: bool
     metadata_endpoint: str | None
+    #: the signing certificate's thumbprint, when it was read (:meth:`Farm.certificate_issuers`)
+    thumbprint: str | None = None
 
     @property
     def realm(self) -> str:
@@ -202,6 +205,14 @@ class ServiceProxy:
     type: str
     metadata_endpoint_uri: str | None
     in_default_group: bool
+
+
+@dataclass(frozen=True)
+class ServiceApplication:
+    """A service application of the farm (Get-SPServiceApplication)."""
+
+    name: str
+    type_name: str
 
 
 def ensure_sharepoint_shell(session: Any, *, name: str | None = None) -> SharePointShell:
@@ -323,6 +334,24 @@ class Farm(ProductClient):
             )
             for i in self._run("Get-SPTrustedSecurityTokenIssuer")
         ]
+
+    def certificate_issuers(self, name: str = "") -> list[TrustedIssuer]:
+        """Every trusted issuer (or the one called ``name``) with its signing certificate's thumbprint,
+        read on the server."""
+        return [
+            TrustedIssuer(
+                name=as_text(i.get("Name")),
+                registered_issuer_name=as_text(i.get("RegisteredIssuerName")),
+                is_self_issuer=as_bool(i.get("IsSelfIssuer")),
+                metadata_endpoint=as_text(i.get("MetadataEndPoint")) or None,
+                thumbprint=as_text(i.get("Thumbprint")).upper() or None,
+            )
+            for i in self._template("sharepoint/get-trusted-issuers", Name=name)
+        ]
+
+    def service_applications(self) -> list[ServiceApplication]:
+        return [ServiceApplication(as_text(a.get("DisplayName") or a.get("Name")), as_text(a.get("TypeName")))
+                for a in self._run("Get-SPServiceApplication")]
 
     def signing_thumbprint(self, issuer_name: str) -> str:
         """The thumbprint of the signing certificate the trusted issuer ``issuer_name`` holds now."""
@@ -446,6 +475,17 @@ class Farm(ProductClient):
                                                   web=moved.web)
                 granted.append(f"{rights[scope]} at {scope}" + (f" on {moved.web}" if moved.web else ""))
         return granted
+
+    def new_certificate_issuer(self, name: str, certificate_der: bytes, registered_issuer_name: str, *,
+                               is_trust_broker: bool = False, description: str = "") -> None:
+        """A trusted token issuer from a certificate (public part, DER), registered as ``registered_issuer_name``."""
+        self._template("sharepoint/new-trusted-issuer-from-certificate", Name=name, CertificateRawData=certificate_der,
+                       RegisteredIssuerName=registered_issuer_name, IsTrustBroker=is_trust_broker,
+                       Description=description)
+
+    def new_trusted_root_authority(self, name: str, certificate_der: bytes) -> None:
+        self._template("sharepoint/new-trusted-root-authority-from-certificate", Name=name,
+                       CertificateRawData=certificate_der)
 
     def new_acs_proxy(self, name: str, metadata_url: str) -> None:
         self._run("New-SPAzureAccessControlServiceApplicationProxy", Name=name,

@@ -2,7 +2,9 @@
 (:mod:`runbooklib.cmdlet_signatures`).
 
 * :func:`template_calls` — the cmdlet calls in a template's text (tree-sitter ``command``
-  nodes; functions the script defines itself are not cmdlets and are left out);
+  nodes; functions the script defines itself are not cmdlets and are left out, and so are
+  native programs, a command name ending in ``.exe`` such as ``iisreset.exe``: PowerShell runs
+  an application with its arguments as they are, so no signature applies);
 * :func:`python_calls` — the calls the runbooks build with cmdlet + bound parameters
   (``_run("Get-SPFarm", …)``, ``_invoke("…", {…})``, ``session.invoke("…", {…})``);
 * :func:`call_problems` — what PowerShell would refuse in one call: a cmdlet the table does not
@@ -59,7 +61,8 @@ def template_calls(text: str, where: str) -> list[CmdletCall]:
     calls = []
     for node in (n for n in _walk(root) if n.type == "command"):
         name_node = next((c for c in node.children if c.type == "command_name"), None)
-        if name_node is None or name_node.text.decode().lower() in own_functions:
+        if name_node is None or name_node.text.decode().lower() in own_functions \
+                or name_node.text.decode().lower().endswith(".exe"):
             continue
         named, positional = _elements(next((c for c in node.children if c.type == "command_elements"), None))
         piped = node.prev_sibling is not None and node.prev_sibling.type == "|"

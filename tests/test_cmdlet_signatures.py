@@ -53,6 +53,11 @@ def test_an_unknown_cmdlet_is_reported():
         "unknown-cmdlet:6: Get-SPTrustedIssuer is not in the table of cmdlet signatures (runbooklib/signatures/)"]
 
 
+def test_a_native_program_is_outside_the_table():
+    text = 'iisreset.exe /noforce\n& "$env:SystemRoot\\System32\\iisreset.exe" /noforce\nC:\\Windows\\System32\\iisreset.exe /stop\n'
+    assert template_calls(text, "native") == []
+
+
 def test_an_unknown_parameter_is_reported_in_powershells_words():
     assert _problems_of(BROKEN / "unknown-parameter.ps1") == [
         "unknown-parameter:6: Get-SPTrustedRootAuthority: A parameter cannot be found that matches parameter "

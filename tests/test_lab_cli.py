@@ -21,7 +21,8 @@ from runbooklib.remote import RemoteConnections
 from runbooklib.sharepoint import ensure_sharepoint_shell
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = ("sp-a", "sp-b", "contoso")
+SERVERS = ("sp-a", "sp-b", "oos-1", "oos-2", "contoso")
+WINRM_HOSTS = {"sp-a", "sp-b", "oos-1", "oos-2"}  # every server but the tenant
 
 
 def lab(action: str, lab_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -111,6 +112,10 @@ def test_up_leaves_the_estate_running_in_the_background_and_is_idempotent(lab_di
     for name in SERVERS:
         assert any(line.split()[:1] == [name] and line.endswith("answering") for line in status.stdout.splitlines())
     assert "NOT ANSWERING" not in status.stdout and f"pid {pid}" in status.stdout
+    http_ports = record(lab_dir)["winrm_http_ports"]
+    assert set(http_ports) == WINRM_HOSTS
+    for port in http_ports.values():
+        assert f"http://127.0.0.1:{port}   WinRM over http" in status.stdout
 
     again = lab("up", lab_dir)
     assert again.returncode == 0 and f"running (pid {pid}" in again.stdout
@@ -123,19 +128,21 @@ def test_up_leaves_the_estate_running_in_the_background_and_is_idempotent(lab_di
 def test_down_and_up_keep_ports_and_state_and_reset_restores_the_initial_estate(lab_dir):
     initial_realm = realm(lab_dir)
     ports, pid = record(lab_dir)["ports"], record(lab_dir)["pid"]
+    http_ports = record(lab_dir)["winrm_http_ports"]
     changed = str(uuid.uuid4())
     with FarmConnections(load_inventory(lab_dir / "inventory.yaml")) as conns:
         conns.invoke("sp-a", "Set-SPAuthenticationRealm", {"Realm": changed})
 
     down = lab("down", lab_dir)
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert not pid_alive(pid) and all(refused(port) for port in ports.values())
+    assert not pid_alive(pid) and all(refused(port) for port in [*ports.values(), *http_ports.values()])
     status = lab("status", lab_dir)
     assert status.returncode == 1 and "not running" in status.stdout
 
     up = lab("up", lab_dir)
     assert up.returncode == 0, up.stderr
     assert record(lab_dir)["ports"] == ports and record(lab_dir)["pid"] != pid
+    assert record(lab_dir)["winrm_http_ports"] == http_ports
     assert realm(lab_dir) == changed
 
     reset = lab("reset", lab_dir)
@@ -148,17 +155,22 @@ def test_down_and_up_keep_ports_and_state_and_reset_restores_the_initial_estate(
 
 def test_a_taken_port_moves_the_server_and_the_terminal_says_so(lab_dir):
     assert lab("down", lab_dir).returncode == 0
-    old_port = record(lab_dir)["ports"]["sp-b"]
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the estate's connections linger
-        squatter.bind(("127.0.0.1", old_port))
-        squatter.listen()
+    old_port, old_http_port = record(lab_dir)["ports"]["sp-b"], record(lab_dir)["winrm_http_ports"]["sp-a"]
+    with socket.socket() as squatter, socket.socket() as http_squatter:
+        for sock, port in ((squatter, old_port), (http_squatter, old_http_port)):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the estate's connections linger
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
         up = lab("up", lab_dir)
         assert up.returncode == 0, up.stderr
         new_port = record(lab_dir)["ports"]["sp-b"]
         assert new_port != old_port
         assert f"sp-b: port {old_port} is taken by another program; sp-b now listens on {new_port}" in up.stderr
         assert "inventory.yaml was rewritten" in up.stderr
+        new_http_port = record(lab_dir)["winrm_http_ports"]["sp-a"]
+        assert new_http_port != old_http_port
+        assert (f"sp-a: port {old_http_port} (WinRM over http) is taken by another program; sp-a's http WinRM "
+                f"listener now listens on {new_http_port}") in up.stderr
         inventory = load_inventory(lab_dir / "inventory.yaml")
         assert inventory.server("sp-b").winrm == f"https://127.0.0.1:{new_port}/wsman"
         assert realm(lab_dir, "sp-b")  # reachable at the address the rewritten inventory names

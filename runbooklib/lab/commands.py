@@ -89,6 +89,8 @@ def _print_status(status: EstateStatus) -> bool:
     for name, port in status.ports.items():
         state = "answering" if status.answering.get(name) else "NOT ANSWERING"
         print(f"  {name:<10} https://127.0.0.1:{port}  {state}")
+        if name in status.winrm_http_ports:
+            print(f"  {'':<10} http://127.0.0.1:{status.winrm_http_ports[name]}   WinRM over http (messages sealed)")
     print(f"  inventory  {lab_dir / 'inventory.yaml'}")
     if status.served_by == SERVED_BY_COMMAND:
         print(f"  log        {lab_dir / LOG_FILE}")
@@ -166,6 +168,12 @@ def _report_moved_ports(before: EstateStatus, after: EstateStatus) -> None:
                   f"  {after.lab_dir / 'inventory.yaml'} was rewritten with the new address: use the new "
                   "inventory. Lab state that names the old address (a partner's metadata endpoint) still "
                   "points at it; free the port and restart the lab to get it back.", file=sys.stderr)
+    for name, old in before.winrm_http_ports.items():
+        new = after.winrm_http_ports.get(name)
+        if new and new != old:
+            print(f"warning: {name}: port {old} (WinRM over http) is taken by another program; {name}'s http "
+                  f"WinRM listener now listens on {new}. The inventory names the https listener and is unchanged.",
+                  file=sys.stderr)
 
 
 def _stop_process(pid: int) -> None:

@@ -15,6 +15,16 @@ partner's address, such as a trusted issuer's metadata endpoint — stays valid.
 taken by another program the server moves to a free one and the inventory is rewritten;
 :attr:`Estate.moved_ports` (and ``runbook lab up`` on the terminal) says so.
 
+WinRM over plain http
+---------------------
+Every host whose server serves WinRM also listens on plain http, on a port of its own, as a
+Windows server's default WinRM listener does (5985 beside 5986). That listener carries only the
+host's WinRM routes — the same endpoint objects, so shells and state are the one server's — and
+obeys the host's fault plan. NTLM and CredSSP seal every message there; Basic is refused over
+http even where enabled (``AllowUnencrypted=false``). Its port persists in ``estate.json``
+(``winrm_http_ports``) like the https ones; :meth:`Estate.winrm_http_url` gives its address.
+The inventory keeps naming the https listener.
+
 Fault injection
 ---------------
 Any server can be told to misbehave for its next N requests, to rehearse what a runbook does
@@ -70,7 +80,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -211,6 +222,7 @@ class EstateStatus:
     ports: dict[str, int] = field(default_factory=dict)
     answering: dict[str, bool] = field(default_factory=dict)
     command: str | None = None
+    winrm_http_ports: dict[str, int] = field(default_factory=dict)  # the hosts' plain-http WinRM listeners
 
     @property
     def serving(self) -> bool:
@@ -252,7 +264,7 @@ def probe_estate(lab_dir: Path | str, *, timeout: float = 2.0) -> EstateStatus:
     lab_dir = Path(lab_dir).resolve()
     record = _read_record(lab_dir)
     pid = record.get("pid") if isinstance(record.get("pid"), int) else None
-    ports = {str(k): int(v) for k, v in (record.get("ports") or {}).items()}
+    ports = _port_map(record.get("ports"))
     token = record.get("control_token") or ""
     alive = pid is not None and pid_alive(pid)
     answering: dict[str, bool] = {}
@@ -262,7 +274,12 @@ def probe_estate(lab_dir: Path | str, *, timeout: float = 2.0) -> EstateStatus:
     return EstateStatus(
         lab_dir=lab_dir, pid=pid, pid_alive=alive, served_by=record.get("served_by"), ports=ports,
         answering=answering, command=process_command(pid) if alive else None,
+        winrm_http_ports=_port_map(record.get("winrm_http_ports")),
     )
+
+
+def _port_map(value: Any) -> dict[str, int]:
+    return {str(k): int(v) for k, v in (value or {}).items()} if isinstance(value, dict) else {}
 
 
 # --------------------------------------------------------------------------- the estate
@@ -275,6 +292,37 @@ class _Host:
     component: Any
     product: Product
     host: Host
+    winrm_http: LabServer | None = None  # the plain-http listener carrying the server's WinRM routes
+
+
+def _bind(wanted: int, make: Callable[[int], LabServer]) -> LabServer:
+    """``make(wanted)``; on a free port instead when another program holds ``wanted`` (0: any port)."""
+    if wanted:
+        try:
+            return make(wanted)
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+    return make(0)
+
+
+def _winrm_http_listener(server: LabServer, wanted: int) -> LabServer | None:
+    """A plain-http listener serving ``server``'s WinRM routes under its fault plan, or None if it has none.
+
+    No control token: faults are set through the host's https server only, so the token never
+    travels over plain http.
+    """
+    routes = server.routes("winrm")
+    if not routes:
+        return None
+    listener = _bind(wanted, lambda port: LabServer(server.name, None, scheme="http", port=port,
+                                                    faults=server.faults))
+    if wanted and listener.port != wanted:
+        log.warning("%s: port %d (WinRM over http) is taken by another program; listening on %d instead",
+                    server.name, wanted, listener.port)
+    for route in routes:
+        listener.add_route(route)
+    return listener
 
 
 class Estate:
@@ -317,6 +365,11 @@ class Estate:
         """The port of every running server."""
         return {name: host.server.port for name, host in self.hosts.items()}
 
+    @property
+    def winrm_http_ports(self) -> dict[str, int]:
+        """The plain-http WinRM port of every running host that serves WinRM."""
+        return {name: host.winrm_http.port for name, host in self.hosts.items() if host.winrm_http}
+
     def _load_record(self) -> dict[str, Any]:
         return _read_record(self.dir)
 
@@ -345,6 +398,19 @@ class Estate:
         except KeyError:
             raise InputError(f"the lab has no server {name!r}",
                              hint=f"Lab servers: {', '.join(self.hosts) or '(estate not started)'}.") from None
+
+    def winrm_http_url(self, name: str) -> str:
+        """Host ``name``'s WinRM endpoint on its plain-http listener: the inventory's ``winrm``
+        address with that listener's scheme and port (``http://127.0.0.1:PORT/wsman``)."""
+        self.server(name)  # InputError for a host the estate does not run
+        host = self.hosts[name]
+        listener = host.winrm_http
+        if listener is None:
+            raise InputError(f"lab server {name} serves no WinRM",
+                             hint=f"Lab servers with WinRM: {', '.join(self.winrm_http_ports) or '(none)'}.")
+        entry = host.product.inventory_entry(host.component, host.server.url, host.host)
+        path = urlsplit(str(entry.get("winrm") or "")).path or listener.routes()[-1].prefix
+        return urlunsplit(("http", urlsplit(listener.url).netloc, path, "", ""))
 
     def password(self, server: str) -> str:
         return (self.dir / "secrets" / server).read_text().strip()
@@ -377,26 +443,19 @@ class Estate:
         ca = LabCA.open(self.dir)
         self._record = self._load_record()
         token = self._record.get("control_token") or _random.token_urlsafe(24)
-        ports: dict[str, int] = dict(self._record.get("ports") or {})
+        ports = _port_map(self._record.get("ports"))
+        http_ports = _port_map(self._record.get("winrm_http_ports"))
         tls = ca.issue_server_certificate(["127.0.0.1", "localhost"])
         self.moved_ports = {}
 
         def new_server(name: str) -> LabServer:
-            def make(port: int) -> LabServer:
-                return LabServer(name, tls, port=port, control_token=token, cert_dir=self.dir / "tls")
-
-            wanted = int(ports.get(name) or 0)
-            if not wanted:
-                return make(0)
-            try:
-                return make(wanted)
-            except OSError as exc:
-                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
-                    raise
-            server = make(0)
-            self.moved_ports[name] = (wanted, server.port)
-            log.warning("%s: port %d is taken by another program; serving on %d instead and rewriting %s",
-                        name, wanted, server.port, self.inventory_path)
+            wanted = ports.get(name, 0)
+            server = _bind(wanted, lambda port: LabServer(name, tls, port=port, control_token=token,
+                                                          cert_dir=self.dir / "tls"))
+            if wanted and server.port != wanted:
+                self.moved_ports[name] = (wanted, server.port)
+                log.warning("%s: port %d is taken by another program; serving on %d instead and rewriting %s",
+                            name, wanted, server.port, self.inventory_path)
             return server
 
         try:
@@ -405,10 +464,13 @@ class Estate:
                     host = self._host(name)
                     component = product.open(host)
                     server = new_server(name)
-                    product.mount(component, server, host)
                     self.hosts[name] = _Host(name, server, component, product, host)
+                    product.mount(component, server, host)
+                    self.hosts[name].winrm_http = _winrm_http_listener(server, http_ports.get(name, 0))
             for host in self.hosts.values():
                 host.server.start()
+                if host.winrm_http:
+                    host.winrm_http.start()
             # The inventory first, then the record: a pid in estate.json means "ready to use".
             self.write_inventory()
         except BaseException:
@@ -417,6 +479,7 @@ class Estate:
         self._record.update(
             control_token=token,
             ports=self.ports,
+            winrm_http_ports=self.winrm_http_ports,
             pid=os.getpid(),
             served_by=self.served_by,
             started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -427,10 +490,13 @@ class Estate:
 
     def _stop_servers(self) -> None:
         for host in self.hosts.values():
-            try:
-                host.server.stop()
-            except Exception:  # stopping must go on for the other servers
-                log.exception("stopping %s", host.name)
+            for server in (host.server, host.winrm_http):
+                if server is None:
+                    continue
+                try:
+                    server.stop()
+                except Exception:  # stopping must go on for the other servers
+                    log.exception("stopping %s (%s)", host.name, server.scheme)
         self.hosts.clear()
 
     def stop(self) -> None:

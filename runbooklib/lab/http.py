@@ -5,7 +5,9 @@ One :class:`LabServer` is one simulated host (a SharePoint farm, the tenant …)
 endpoint (``/wsman``) and its web endpoints (S2S metadata, realm discovery, Graph …) are
 routes on the same port, as they are on one real server name. A server speaks HTTPS unless
 it is made with ``scheme="http"`` (a WinRM listener on port 5985 is plain HTTP, its messages
-sealed by the authentication instead of TLS).
+sealed by the authentication instead of TLS). A route is mounted as ``web`` or ``winrm``
+(:data:`RouteKind`), so a host's second listener can carry its WinRM routes alone; two servers
+of one host share one :class:`FaultPlan`.
 
 Each request carries its :class:`Connection`: state that lives as long as the client's TCP
 connection, for protocols whose security context is bound to the connection (NTLM, CredSSP).
@@ -39,7 +41,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from .pki import KeyPair
 
-__all__ = ["DROP", "STANDING_FAULTS", "Connection", "FaultPlan", "LabServer", "Request", "Response", "Route", "Scheme"]
+__all__ = [
+    "DROP",
+    "STANDING_FAULTS",
+    "Connection",
+    "FaultPlan",
+    "LabServer",
+    "Request",
+    "Response",
+    "Route",
+    "RouteKind",
+    "Scheme",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +62,9 @@ FaultKind = Literal["drop", "stall", "error", "no-outbound"]
 # a firewall), so what *it* downloads (a partner's metadata) fails; requests to it still work.
 STANDING_FAULTS = frozenset({"no-outbound"})
 Scheme = Literal["https", "http"]
+# What a route serves: a host's web endpoints, or its WinRM endpoint (which a plain-http listener
+# of the same host carries too).
+RouteKind = Literal["web", "winrm"]
 CONTROL_PATH = "/_lab/faults"
 CONTROL_HEADER = "X-Lab-Control-Token"
 
@@ -113,12 +129,13 @@ DROP = _Drop()
 RouteHandler = Callable[[Request], "Response | _Drop"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Route:
-    prefix: str
+    prefix: str  # as mounted; matched case-insensitively
     handler: RouteHandler
     # A route that reacts to "error" faults itself (WinRM, Graph) says so; others see a 500.
     handles_error_faults: bool = False
+    kind: RouteKind = "web"
 
 
 class FaultPlan:
@@ -270,17 +287,22 @@ class _LabHTTPServer(ThreadingHTTPServer):
 
 class LabServer:
     """One simulated host: an HTTPS (or, with ``scheme="http"``, plain HTTP) server on loopback
-    with routes mounted by path prefix."""
+    with routes mounted by path prefix.
+
+    ``faults``: the fault plan to obey — another server's, when this one is a second listener of
+    the same host (faults set on the host then apply to both); a new one by default.
+    """
 
     def __init__(self, name: str, tls: KeyPair | None, *, scheme: Scheme = "https", host: str = "127.0.0.1",
-                 port: int = 0, control_token: str | None = None, cert_dir=None) -> None:
+                 port: int = 0, control_token: str | None = None, cert_dir=None,
+                 faults: FaultPlan | None = None) -> None:
         if scheme not in ("https", "http"):
             raise ValueError(f"unknown scheme {scheme!r}: use https or http")
         if scheme == "https" and tls is None:
             raise ValueError(f"{name}: an https lab server needs its TLS key pair")
         self.name = name
         self.scheme = scheme
-        self.faults = FaultPlan()
+        self.faults = faults if faults is not None else FaultPlan()
         #: Requests answered (or dropped) so far, control requests left out.
         self.requests = 0
         self._count_lock = threading.Lock()
@@ -303,10 +325,19 @@ class LabServer:
         host = self._server.server_address[0]
         return f"{self.scheme}://{host}:{self.port}"
 
-    def mount(self, prefix: str, handler: RouteHandler, *, handles_error_faults: bool = False) -> None:
+    def mount(self, prefix: str, handler: RouteHandler, *, handles_error_faults: bool = False,
+              kind: RouteKind = "web") -> None:
         """Serve every path that starts with ``prefix`` (longest prefix wins; case-insensitive)."""
-        self._routes.append(Route(prefix.lower(), handler, handles_error_faults))
+        self.add_route(Route(prefix, handler, handles_error_faults, kind))
+
+    def add_route(self, route: Route) -> None:
+        """Serve ``route`` here too (e.g. one another server of the same host serves)."""
+        self._routes.append(route)
         self._routes.sort(key=lambda r: len(r.prefix), reverse=True)
+
+    def routes(self, kind: RouteKind | None = None) -> tuple[Route, ...]:
+        """The mounted routes (of ``kind`` only, when given), longest prefix first."""
+        return tuple(r for r in self._routes if kind is None or r.kind == kind)
 
     def start(self) -> "LabServer":
         self._thread = threading.Thread(
@@ -316,7 +347,8 @@ class LabServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread:  # shutdown() waits for serve_forever, which a server never started is not in
+            self._server.shutdown()
         self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)
@@ -324,7 +356,7 @@ class LabServer:
     def route_for(self, path: str) -> Route | None:
         lowered = path.lower()
         for route in self._routes:
-            if lowered.startswith(route.prefix):
+            if lowered.startswith(route.prefix.lower()):
                 return route
         return None
 

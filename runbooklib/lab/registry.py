@@ -7,13 +7,14 @@ A new product (Office Online Server ``oos-1``/``oos-2``, the Skype for Business 
 
 from __future__ import annotations
 
+from .oos.product import OOS
 from .product import Product
 from .sharepoint.product import SHAREPOINT
 from .tenant.product import TENANT
 
 __all__ = ["PRODUCTS", "product_of"]
 
-PRODUCTS: tuple[Product, ...] = (SHAREPOINT, TENANT)
+PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, TENANT)
 
 
 def product_of(host: str) -> Product:

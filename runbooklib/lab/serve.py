@@ -36,6 +36,8 @@ def serve(lab_dir: Path, *, announce: bool = False) -> int:
                       f"({estate.inventory_path} rewritten)", file=sys.stderr)
             for name, host in estate.hosts.items():
                 print(f"  {name:<10} {host.server.url}")
+                if host.winrm_http:
+                    print(f"  {'':<10} {host.winrm_http.url}  (WinRM over http)")
             print(f"lab up; inventory {estate.inventory_path}. Ctrl+C stops it.", flush=True)
         stop.wait()
     finally:

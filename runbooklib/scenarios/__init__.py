@@ -72,6 +72,11 @@ SCENARIOS: dict[str, ScenarioInfo] = {
             "runbooklib.scenarios.sharepoint_hybrid",
         ),
         ScenarioInfo(
+            "oos-trust",
+            "Office Online Server ↔ SharePoint Server (S2S trust for ODC refresh and the Power Pivot dashboard)",
+            "runbooklib.scenarios.oos_trust",
+        ),
+        ScenarioInfo(
             "farm-to-farm",
             "SharePoint Server farms ↔ their on-premises partners (farm-to-farm, Exchange, Skype; one-way S2S trusts)",
             "runbooklib.scenarios.farm_to_farm",

@@ -32,6 +32,7 @@ from runbooklib.lab.estate import (
     probe_estate,
 )
 from runbooklib.lab.http import CONTROL_HEADER, CONTROL_PATH
+from runbooklib.lab.oos.product import OOS
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.sharepoint import METADATA_PATH, ROOT_CERTIFICATE_PATH
 from runbooklib.metadata import discover_realm, fetch_metadata
@@ -68,7 +69,10 @@ def _connection_refused(port: int) -> bool:
 
 def test_inventory_loads_and_every_secret_file_it_names_is_private(estate):
     inventory = load_inventory(estate.inventory_path)
-    assert sorted(inventory.servers) == sorted(SHAREPOINT_FARMS) and list(inventory.tenants) == [TENANT]
+    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts]) and list(inventory.tenants) == [TENANT]
+    for name in OOS.hosts:  # each its own WinRM endpoint
+        spec = inventory.server(name)
+        assert spec.role == "oos" and spec.winrm == f"https://127.0.0.1:{estate.ports[name]}/wsman"
     for name in SHAREPOINT_FARMS:
         spec = inventory.server(name)
         # a farm is reached as a real one is: CredSSP over HTTPS, for the second hop to SQL Server
@@ -130,13 +134,15 @@ def test_changes_and_ports_survive_stop_and_start(clean_estate):
         conns.invoke_template("sp-b", "sharepoint/new-trusted-root-authority-from-certificate",
                               {"Name": "OOS farm", "CertificateRawData": root_cert.cert_der})
     ports, inventory_text = estate.ports, estate.inventory_path.read_text()
+    http_ports = estate.winrm_http_ports
 
     estate.stop()
-    assert all(_connection_refused(port) for port in ports.values())
+    assert all(_connection_refused(port) for port in [*ports.values(), *http_ports.values()])
     assert "pid" not in json.loads((estate.dir / STATE_FILE).read_text())
     estate.start()
 
     assert estate.ports == ports
+    assert estate.winrm_http_ports == http_ports and http_ports
     assert estate.inventory_path.read_text() == inventory_text
     with SharePointConnections(load_inventory(estate.inventory_path)) as conns:
         assert conns.invoke("sp-a", "Get-SPAuthenticationRealm").output == [realm]

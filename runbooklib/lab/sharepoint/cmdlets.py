@@ -22,6 +22,7 @@ from cryptography import x509
 from ..powershell import (
     ambiguous_parameter_set,
     enum_value,
+    find_by_identity,
     get_by_identity,
     missing_mandatory,
     refuse_non_live,
@@ -226,6 +227,13 @@ def set_app_principal_permission(ops: FarmOperations, inv: Invocation) -> None:
                        bool(inv.param("EnableAppOnlyPolicy", False)))
 
 
+def get_service_application(ops: FarmOperations, inv: Invocation) -> None:
+    with ops.store.view() as state:
+        applications = [dict(a) for a in state["service_applications"]]
+    _get_by_identity(inv, "Get-SPServiceApplication", applications,
+                     lambda: find_by_identity(applications, inv.param("Identity")), O.service_application_obj)
+
+
 def register_workflow_service(ops: FarmOperations, inv: Invocation) -> None:
     cmd = "Register-SPWorkflowService"
     host_uri = str(inv.param("WorkflowHostUri"))
@@ -381,6 +389,7 @@ CMDLETS: tuple[Cmdlet, ...] = (
     Cmdlet("Get-SPAppPrincipal", get_app_principal),
     Cmdlet("Set-SPAppPrincipalPermission", set_app_principal_permission),
     Cmdlet("Register-SPWorkflowService", register_workflow_service),
+    Cmdlet("Get-SPServiceApplication", get_service_application),
     Cmdlet("Get-SPServiceApplicationProxy", get_proxy),
     Cmdlet("Remove-SPServiceApplicationProxy", remove_proxy),
     Cmdlet("Get-SPServiceApplicationProxyGroup", get_proxy_group),

@@ -18,11 +18,13 @@ from __future__ import annotations
 import base64
 import copy
 import logging
+import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..http import LabServer
 from ..pki import KeyPair
+from ..windows import register_computer_domain
 from ..winrm.api import CommandTable
 from . import objects as O
 from . import texts as T
@@ -60,6 +62,7 @@ class SharePointFarm:
         self.commands = CommandTable()
         register_cmdlets(self.commands, self._ops)
         register_templates(self.commands, self._ops)
+        register_computer_domain(self.commands, self._computer_domain)
 
     @classmethod
     def open(cls, state_path: Path, definition: FarmDefinition | None = None, *,
@@ -144,6 +147,25 @@ class SharePointFarm:
         with self._store.change() as state:
             state["sts"]["signing"] = {"cert_pem": pair.cert_pem.decode(), "key_pem": pair.key_pem.decode()}
         return pair
+
+    # --- lab controls ------------------------------------------------------------------------
+    def _computer_domain(self) -> tuple[str, str, str]:
+        with self._store.view() as state:
+            forest = state.get("forest", "contoso.lab")
+            return state["name"].upper(), forest, forest
+
+    def join_forest(self, forest: str) -> None:
+        """Lab control: the farm's servers are now joined to ``forest``."""
+        with self._store.change() as state:
+            state["forest"] = forest
+
+    def set_user_profile_service(self, present: bool) -> None:
+        """Lab control: give the farm a User Profile service application, or take it away."""
+        with self._store.change() as state:
+            state["service_applications"] = [a for a in state.get("service_applications", [])
+                                             if a["type"] != T.USER_PROFILE_SERVICE["type"]]
+            if present:
+                state["service_applications"].append({"id": str(uuid.uuid4()), **T.USER_PROFILE_SERVICE})
 
     # --- state -------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

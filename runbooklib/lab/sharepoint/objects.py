@@ -240,6 +240,15 @@ def proxy_group_obj(state: dict) -> PSObj:
     }, T.persisted_to_string(T.T_PROXY_GROUP[0], ""))
 
 
+def service_application_obj(application: dict) -> PSObj:
+    """A service application as Get-SPServiceApplication lists it."""
+    type_names = [application["type"], *T.T_SERVICE_APPLICATION_BASE]
+    return PSObj(type_names, {
+        "DisplayName": application["name"], "Name": application["name"], "Id": guid(application["id"]),
+        "TypeName": application["type_name"], "Status": "Online",
+    }, application["name"])
+
+
 def custom(properties: dict[str, Any]) -> PSObj:
     """A ``[pscustomobject]@{…}`` a template writes."""
     return PSObj(list(T.T_PSCUSTOMOBJECT), properties, None)

@@ -141,6 +141,10 @@ class FarmDefinition:
     public_host: str
     web_apps: tuple[WebAppDefinition, ...]
     initial_issuers: tuple[AddinIssuerDefinition, ...] = ()
+    #: a User Profile service application exists (Office Online Server's S2S trust needs one)
+    user_profile_service: bool = True
+    #: the Active Directory domain and forest the farm's servers are joined to
+    forest: str = "contoso.lab"
     certificate_issuers: tuple[CertificateIssuerDefinition, ...] = ()
     workflow: WorkflowDefinition | None = None
 
@@ -304,6 +308,8 @@ def initial_state(definition: FarmDefinition) -> dict[str, Any]:
         "proxies": proxies,
         "proxy_group_id": _new_id(),
         "addin_keys": {},
+        "service_applications": _service_applications(definition),
+        "forest": definition.forest,
     }
     for addin in definition.initial_issuers:
         _add_addin(state, addin, new_signing_certificate(addin.name))
@@ -312,6 +318,12 @@ def initial_state(definition: FarmDefinition) -> dict[str, Any]:
     if definition.workflow is not None:
         pair_workflow(state, definition.workflow.host_uri, site_url_of(definition.workflow.site_url))
     return state
+
+
+def _service_applications(definition: FarmDefinition) -> list[dict[str, Any]]:
+    if not definition.user_profile_service:
+        return []
+    return [{"id": _new_id(), **T.USER_PROFILE_SERVICE}]
 
 
 def _new_site(url: str, title: str, webs: tuple[str, ...] = (), readable: bool = True) -> dict[str, Any]:
@@ -423,6 +435,12 @@ def upgrade_seed(doc: dict[str, Any], definition: FarmDefinition) -> bool:
     What the file already holds (ids, certificates, changes) stays, except a seeded add-in's former
     issuer id (:data:`_FORMER_ISSUER_IDS`). Returns whether anything changed."""
     migrated = _migrate_issuer_ids(doc, definition)
+    if "service_applications" not in doc["initial"]:  # a state file from before the farm had them
+        applications = _service_applications(definition)
+        for state in (doc["initial"], doc["current"]):
+            state["service_applications"] = copy.deepcopy(applications)
+            state["forest"] = definition.forest
+        migrated = True
     sites, addins = _missing_seed(doc["initial"], definition)
     if not sites and not addins:
         return migrated

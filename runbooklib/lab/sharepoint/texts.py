@@ -24,6 +24,9 @@ OOS_SHAREPOINT_ISSUER = "67e3df25-268a-4324-a550-0de1c7f97287@bd2372e4-0a11-495c
 OOS_SQL_ISSUER = "67e3df25-268a-4324-a550-0de1c7f97287@ffab2d74-c6ae-4375-819a-8555d49b699a"
 # Workflow Manager's first-party principal id.                                                [U]
 WORKFLOW_PRINCIPAL_ID = "00000005-0000-0000-c000-000000000000"
+# Office Online Server's issuers: one first-party app id in two fixed realms (SharePoint's, SQL
+# Server's), whatever the farm's realm (oos-commands.md §7).                                 [C]
+OOS_FIXED_REALM_ISSUERS = frozenset({OOS_SHAREPOINT_ISSUER, OOS_SQL_ISSUER})
 
 # ---------------------------------------------------------------------------------------------
 # Builds Get-SPFarm reports per product version. [C] that these builds exist (SharePointDsc keeps
@@ -165,6 +168,15 @@ INITIAL_PROXIES = [
     },
 ]
 ACS_PROXY_TYPE_NAME = "Azure Access Control Service Application Proxy"   # [U]
+
+# The User Profile service application a farm may have (Get-SPServiceApplication).
+# [C] S2S with Office Online Server needs one (S2S-DOC); [U] the type names below.
+USER_PROFILE_SERVICE = {
+    "name": "User Profile Service Application",
+    "type": "Microsoft.Office.Server.Administration.UserProfileApplication",
+    "type_name": "User Profile Service Application",
+}
+T_SERVICE_APPLICATION_BASE = ["Microsoft.SharePoint.Administration.SPServiceApplication", *_PERSISTED]  # [C]
 DEFAULT_PROXY_GROUP_FRIENDLY_NAME = "[default]"                          # [U]
 
 ZONES = ("Default", "Intranet", "Internet", "Custom", "Extranet")        # [C] SPUrlZone
@@ -268,6 +280,7 @@ CMDLET_CLASSES = {  # [U] SPCmdlet<Verb><Noun> pattern
     "Register-SPAppPrincipal": "SPCmdletRegisterAppPrincipal",
     "Get-SPAppPrincipal": "SPCmdletGetAppPrincipal",
     "Set-SPAppPrincipalPermission": "SPCmdletSetAppPrincipalPermission",
+    "Get-SPServiceApplication": "SPCmdletGetServiceApplication",
     "Get-SPServiceApplicationProxy": "SPCmdletGetServiceApplicationProxy",
     "Remove-SPServiceApplicationProxy": "SPCmdletRemoveServiceApplicationProxy",
     "Get-SPServiceApplicationProxyGroup": "SPCmdletGetServiceApplicationProxyGroup",

@@ -44,6 +44,13 @@ the partner's metadata as a self-issuer (not a trust broker), as a farm-to-farm 
   there, or a SiteSubscription grant (``no_rights_on_site``); an app-only call (an actor token
   without a user token around it) needs a grant with the app-only policy (``app_only_not_allowed``).
 
+*Office Online Server* — its issuers are certificate-based and named in fixed realms of their own
+(``67e3df25-…@bd2372e4-…`` for SharePoint, ``…@ffab2d74-…`` for SQL Server), whatever the farm's realm:
+
+* the issuer's certificate verifies the token (``unknown_x5t`` / ``bad_signature``), audience and
+  times as above; its ``nameid`` is the issuer itself (``wrong_nameid``), an app principal with
+  rights on the site (``no_rights_on_site``), app-only (``app_only_not_allowed``).
+
 A refused token is 401 with the same realm challenge, an ``x-ms-diagnostics`` header and
 ``X-Lab-S2S-Reason`` (the machine-readable reason); a caller that is authenticated but has no
 rights gets 403 with SharePoint's access-denied error and the same reason header. Acceptance is
@@ -105,6 +112,7 @@ _DIAG_CODES = {
     "expired": 3000006,
     "not_yet_valid": 3000006,
     "principal_not_registered": 3000007,
+    "wrong_nameid": 3000007,
 }
 # Reasons that mean "authenticated, not authorised": 403, not a new challenge.
 _FORBIDDEN = frozenset({"no_rights_on_site", "app_only_not_allowed"})
@@ -283,6 +291,8 @@ def _judge(token: str, farm: _FarmView) -> _Verdict:
         return _judge_partner(token, issuer, farm)
     if issuer["metadata_endpoint"]:
         return _judge_broker(token, issuer, farm)
+    if issuer["registered_issuer_name"].lower() in T.OOS_FIXED_REALM_ISSUERS:
+        return _judge_fixed_realm(token, issuer, farm)
     return _judge_addin(token, issuer, farm)
 
 
@@ -357,6 +367,19 @@ def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdic
             "issuer_not_trust_broker",
             f"The trusted issuer '{issuer['name']}' ({issuer['registered_issuer_name']}) is a self-issuer: it "
             f"speaks only for {issuer_id}@{farm.realm}, not for {accepted.nameid} (that needs IsTrustBroker).",
+        )
+    return _Verdict(accepted, _registered(accepted, farm), addin=True)
+
+
+def _judge_fixed_realm(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
+    """An issuer named in a realm of its own (Office Online Server): it speaks only for itself,
+    in any farm realm; its app principal needs rights like an add-in's."""
+    accepted = _verify(token, issuer, farm)
+    if accepted.nameid != issuer["registered_issuer_name"].lower():
+        raise s2s_oracle.Rejected(
+            "wrong_nameid",
+            f"The token from '{issuer['name']}' speaks for {accepted.nameid or '(nobody)'}; that issuer speaks "
+            f"only for {issuer['registered_issuer_name']}.",
         )
     return _Verdict(accepted, _registered(accepted, farm), addin=True)
 

@@ -21,6 +21,10 @@ commands-only configuration (``commands_only("Microsoft.Exchange")``, mounted wi
 ``path="/PowerShell"`` as Exchange serves it) runs cmdlets with parameters and refuses every
 script, templates included, with PowerShell's no-language parse error.
 
+One endpoint may be served by several listeners of its host (the estate adds a plain-http one
+to each HTTPS server with a WinRM route): shells and session state are the endpoint's, and a
+Create answer names the address the client reached.
+
 An ``error`` fault from the server's fault plan (delivered in the ``x-lab-fault`` request
 header by :class:`LabServer`) makes the next pipeline on this endpoint fail with an error record
 carrying the fault's message; ``drop`` and ``stall`` faults never reach the endpoint.
@@ -94,7 +98,6 @@ class WinRMEndpoint:
         self._lock = threading.Lock()
         self._injected_failures: deque[str] = deque()
         self._path = path
-        self._address = path
         self._configurations = {c.resource_uri.lower(): c for c in configurations}
         if not self._configurations:
             raise ValueError(f"{server_name}: a WinRM endpoint serves at least one session configuration")
@@ -108,9 +111,11 @@ class WinRMEndpoint:
     # ------------------------------------------------------------------ wiring
 
     def mount(self, server: LabServer) -> None:
-        """Serve the endpoint's path on ``server`` (which handles drop/stall faults; this route handles ``error``)."""
-        self._address = f"{server.url}{self._path}"
-        server.mount(self._path, self.handle, handles_error_faults=True)
+        """Serve the endpoint's path on ``server`` (which handles drop/stall faults; this route handles ``error``).
+
+        The route is of kind ``winrm``: the estate serves it on the host's plain-http listener too.
+        """
+        server.mount(self._path, self.handle, handles_error_faults=True, kind="winrm")
 
     @property
     def path(self) -> str:
@@ -267,7 +272,7 @@ class WinRMEndpoint:
         log.debug("%s: shell %s (%s) opened for %s (%s%s)", self.server_name, shell_id, configuration.name, user,
                   principal.scheme, ", credentials delegated" if principal.delegated else "")
         return soap.create_response(
-            req, shell_id=shell_id, address=self._address, owner=user, client_ip=shell.client_ip,
+            req, shell_id=shell_id, address=f"{request.server_url}{self._path}", owner=user, client_ip=shell.client_ip,
             input_streams=_INPUT_STREAMS, output_streams=_OUTPUT_STREAMS,
         )
 
