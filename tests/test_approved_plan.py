@@ -176,3 +176,22 @@ def test_a_guided_apply_stops_in_the_cell_of_the_departing_step(drifted, hybrid_
     filed = runbook("archive", str(guided), "--archive", str(archive))
     assert filed.returncode == 0, filed.stderr
     assert _entries(archive)[-1]["status"] == "failed"
+
+
+def test_a_guided_apply_that_agrees_with_its_plan_applies_cell_by_cell(estate, hybrid_plan, tmp_path):
+    guided = tmp_path / "apply.ipynb"
+    estate.reset()
+    try:
+        assert runbook("prepare", "sharepoint-hybrid", "--inventory", str(estate.inventory_path),
+                       "--params", str(_params("sharepoint-hybrid")), "--archive", str(hybrid_plan),
+                       "--ticket", TICKET, "--require-plan", "--out", str(guided)).returncode == 0
+        nb = nbformat.read(guided, as_version=4)
+        NotebookClient(nb, kernel_name=kernel_name(), timeout=120,
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        scraps = read_notebook_scraps(nb)
+        plan_id = _entries(hybrid_plan)[0]["run_id"]
+        assert scraps["run"]["status"] == "succeeded" and scraps["changes"] > 0
+        assert {s["plan"] for s in scraps["steps"]} == {f"as planned in run {plan_id}"}
+        assert estate.farm("sp-a").realm == estate.tenant.tenant_id
+    finally:
+        estate.reset()
