@@ -120,11 +120,6 @@ def departure(step_id: str, changes: Sequence[str], plan: ApprovedPlan, minted: 
     return Departure(step_id, _said(planned), "; ".join(changes), plan.run_id)
 
 
-def failed_check(step_id: str, error: str, plan: ApprovedPlan) -> Departure:
-    """A step whose check now fails where the approved plan's passed."""
-    return Departure(step_id, _said(plan.steps.get(step_id)), f"fail: {error}", plan.run_id)
-
-
 def compare_with_plan(status: str, intended: Sequence[str], step_id: str, plan: ApprovedPlan,
                       minted: Iterable[str]) -> tuple[str, bool]:
     """How a step's outcome in an apply run compares with the approved plan: (words, matches).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._kernel import in_kernel
-from .approved_plan import DEPARTURES_SCRAP, ApprovedPlan, Departure, compare_with_plan, departure, failed_check
+from .approved_plan import DEPARTURES_SCRAP, ApprovedPlan, Departure, compare_with_plan, departure
 from .errors import InputError, PlanDeparted, RunbookError, RunInterrupted, StepFailed
 from .locks import DEFAULT_LOCK_WAIT, TargetLocks, describe_holder, lock_targets
 from .manifest import run_manifest, user_name
@@ -274,19 +274,18 @@ class Run:
         engine = StepEngine(self, mode="plan")
         for planned in steps:
             engine.run(planned)
-        found: list[Departure] = []
-        for result in engine.results:
-            if result.blocked_by:
-                continue  # not checked: its check may rely on the failed one's facts
-            if result.status is Status.FAILED:
-                found.append(failed_check(result.id, result.error or "its check failed", self.plan))
-            elif result.status is Status.PLANNED:
-                found += [d for d in (departure(result.id, result.changes, self.plan, self.minted_values),) if d]
+        failed = engine.failed
+        if failed is not None:
+            # Not a drift to judge but a check that cannot run (a target that does not answer…).
+            _show(failed)
+            raise StepFailed(f"step {failed.id} failed while it was checked against the approved plan: "
+                             f"{failed.error}", hint=f"{failed.hint} Nothing was changed.", step=failed.id)
+        found = [d for d in (departure(r.id, r.changes, self.plan, self.minted_values) for r in engine.results) if d]
         # The apply reads the estate afresh, as any apply run does: what the checks cached goes.
         self._facts.clear()
         lines = [f"Checked every step against the approved plan, run {self.plan.run_id} (nothing changed):"]
         lines += [f"  {'DEPARTS' if any(d.step == r.id for d in found) else 'agrees':<8} {r.id}"
-                  for r in engine.results if not r.blocked_by]
+                  for r in engine.results]
         _show(Text("\n".join(lines)))
         return found
 

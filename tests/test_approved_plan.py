@@ -107,6 +107,24 @@ def test_a_drifted_estate_stops_the_apply_before_anything_changes(drifted, hybri
     assert json.loads(history.stdout.splitlines()[-1])["status"] == "failed"
 
 
+def test_a_check_that_cannot_run_when_re_planned_fails_the_apply_before_anything_changes(estate, hybrid_plan,
+                                                                                          tmp_path):
+    archive = tmp_path / "records"
+    shutil.copytree(hybrid_plan, archive)
+    estate.reset()
+    estate.server("sp-a").faults.add("no-outbound")  # the farm can no longer fetch the ACS metadata
+    try:
+        before = lab_state_bytes(estate)
+        result = _run(estate, archive, "sharepoint-hybrid", "--ticket", TICKET, "--require-plan")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "step preflight failed while it was checked against the approved plan" in result.stdout
+        assert lab_state_bytes(estate) == before
+        scraps = _last_scraps(archive)
+        assert scraps["run"]["status"] == "failed" and scraps["steps"] == [] and "departures" not in scraps
+    finally:
+        estate.reset()
+
+
 def test_an_estate_as_planned_is_applied_and_each_step_shows_it_as_planned(estate, tmp_path):
     # The OOS trust mints its self-signed certificate afresh on every run: a new thumbprint is no
     # departure from a plan that named the one its own run made.
