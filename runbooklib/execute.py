@@ -268,6 +268,7 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
     from papermill.exceptions import PapermillExecutionError
 
     from .journal import StagedRun
+    from .kernel_manager import QuietShutdownKernelManager
     from .terminal import detached_from_terminal
 
     run_id = uuid.uuid4().hex[:12]
@@ -313,6 +314,7 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
                 # Saved after every cell and every few seconds inside one: what a crash leaves.
                 request_save_on_cell_execute=True,
                 autosave_cell_every=5,
+                kernel_manager_class=QuietShutdownKernelManager,
             )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"

@@ -29,6 +29,7 @@ __all__ = [
     "Step",
     "StepEngine",
     "StepResult",
+    "status_mark",
     "step",
 ]
 
@@ -57,6 +58,16 @@ _MARKS = {
     Status.FAILED: "✖",
     Status.SKIPPED: "–",
 }
+
+
+def status_mark(status: str) -> str:
+    """The mark a step status is shown with (``✔`` ok, ``✖`` failed …); ``?`` for an unknown one."""
+    try:
+        return _MARKS[Status(status)]
+    except ValueError:
+        return "?"
+
+
 _COLOURS = {
     Status.OK: "#1a7f37",
     Status.CHANGED: "#0969da",
