@@ -8,6 +8,7 @@ the runbook grants; Exchange's EWS judges the direction no one configured.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.exchange import texts as EX
 from runbooklib.lab.http import Response
+from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.s2s.oracle import Rejected, certificate_x5t
 from runbooklib.lab.sharepoint.addin import call_site, discover_realm, farm_token
 
@@ -190,6 +192,20 @@ def test_malformed_metadata_stops_naming_what_is_wrong(lab, tmp_path):
     url = lab.server("sp-a").url + "/not-metadata/json/1"
     _stops_before_any_change(lab, tmp_path, metadata_urls={"sp-a": url},
                              expect=[f"what sp-b downloaded from {url} is not S2S metadata", "did not return JSON"])
+
+
+def test_exchange_metadata_without_the_certificate_exchange_signs_with_stops(lab, tmp_path):
+    # A URL that answers with another organization's Exchange metadata: right issuer, wrong certificate.
+    other = new_signing_certificate("Microsoft Exchange Server Auth Certificate")
+    document = {**lab.component("exchange").metadata_document(),
+                "keys": [{"usage": "signing", "keyvalue": {"type": "x509Certificate",
+                                                           "value": base64.b64encode(other.cert_der).decode()}}]}
+    lab.server("exchange").mount("/elsewhere/", lambda request: Response.json(document))
+    url = lab.server("exchange").url + "/elsewhere/autodiscover/metadata/json/1"
+    preflight = _stops_before_any_change(lab, tmp_path, metadata_urls={"exchange": url},
+                                         expect=[f"the metadata at {url} does not publish the certificate exchange "
+                                                 "signs with", "Set-AuthConfig -PublishCertificate"])
+    assert "exchange_auth_certificate" in preflight["evidence"]["trusts"]["sp-a ← exchange"]
 
 
 def test_http_only_web_application_stops_unless_allowed(lab, tmp_path):
