@@ -1,8 +1,9 @@
 """The ``runbook`` command.
 
-Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed), or
-a target stayed locked by another run (nothing changed) · 2 invalid input (parameters, inventory,
-secret references) — nothing contacted, nothing changed · 130 stopped by Ctrl-C at a step boundary
+Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed), a
+target stayed locked by another run (nothing changed), or with ``--require-plan`` the estate departs
+from the approved plan (nothing changed) · 2 invalid input (parameters, inventory, secret references,
+no approved plan for ``--require-plan``) — nothing contacted, nothing changed · 130 stopped by Ctrl-C at a step boundary
 (the record is archived, marked interrupted).
 """
 
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="override one parameter (repeatable; dotted keys for nested values)")
         p.add_argument("--plan", action="store_true", help="only show what would change; change nothing")
         p.add_argument("--ticket", default="", metavar="ID", help="the change ticket this run belongs to")
+        p.add_argument("--require-plan", action="store_true",
+                       help="hold the apply to the ticket's approved plan: stop, changing nothing, where it departs")
 
     p_run = sub.add_parser("run", help="execute a runbook headless and archive the executed notebook")
     run_options(p_run)
@@ -177,7 +180,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     request = RunRequest.from_cli(
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
-        plan=args.plan, ticket=args.ticket,
+        plan=args.plan, ticket=args.ticket, require_plan=args.require_plan,
     )
     from .terminal import forgiving_streams
 
@@ -196,7 +199,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     request = RunRequest.from_cli(
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
-        plan=args.plan, ticket=args.ticket,
+        plan=args.plan, ticket=args.ticket, require_plan=args.require_plan,
     )
     out = prepare_notebook(request, Path(args.out), archive=_archive_dir(args.archive))
     print(f"prepared {out} — open it in JupyterLab and run it cell by cell")
