@@ -111,6 +111,8 @@ class JupyterLabServer:
             "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={state / 'settings'}",
             f"--LabApp.workspaces_dir={state / 'workspaces'}",
+            # window.jupyterapp: the notebook model, to tell an error output from text on stderr.
+            "--LabApp.expose_app_in_browser=True",
             # No calls to the internet: no news feed, no update check.
             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
@@ -179,7 +181,8 @@ class CellView:
     prompt: str              # "[3]:" once run
     outputs: list[str]       # the text of each output
     tables: list[list[str]]  # the header cells of each rendered HTML table
-    errors: list[str]        # outputs shown as an error or as stderr
+    errors: list[dict[str, str]]  # each error output's ename and evalue
+    stderr: list[str]        # text the cell wrote to stderr (warnings, logging)
 
 
 class NotebookPage:
@@ -194,7 +197,12 @@ class NotebookPage:
         """Open the notebook and wait until its kernel has started and is idle."""
         self.page.goto(self.server.url(self.relative))
         self.page.wait_for_selector(_CELLS, timeout=START_TIMEOUT_S * 1000)
-        self._wait_idle(timeout=START_TIMEOUT_S * 1000)
+        # A notebook whose kernel JupyterLab cannot start asks for one in a dialog instead.
+        self.page.wait_for_selector(f"{_KERNEL_STATUS}[data-status='idle'], .jp-Dialog", state="attached",
+                                    timeout=START_TIMEOUT_S * 1000)
+        dialog = self.page.locator(".jp-Dialog")
+        if dialog.count():
+            raise AssertionError(f"JupyterLab opened {self.relative} with a dialog: {dialog.first.inner_text()}")
         return self
 
     @property
@@ -251,20 +259,23 @@ class NotebookPage:
                 return ran
 
     def read_cell(self, index: int) -> CellView:
+        """What the cell shows (text, tables) and what its outputs are (errors by name, stderr)."""
         return CellView(**self.page.evaluate(
             """([sel, i]) => {
                 const cell = document.querySelectorAll(sel)[i];
                 const outs = [...cell.querySelectorAll('.jp-OutputArea-output')];
+                const model = window.jupyterapp.shell.currentWidget.content.widgets[i].model;
+                const raw = model.type === 'code' ? model.outputs.toJSON() : [];
                 return {
                     index: i,
-                    kind: cell.classList.contains('jp-CodeCell') ? 'code' : 'markdown',
-                    source: cell.querySelector('.jp-InputArea-editor')?.textContent ?? '',
+                    kind: model.type,
+                    source: model.sharedModel.getSource(),
                     prompt: cell.querySelector('.jp-InputPrompt')?.textContent.trim() ?? '',
                     outputs: outs.map(o => o.textContent),
                     tables: outs.flatMap(o => [...o.querySelectorAll('table')].map(
                         t => [...t.querySelectorAll('th')].map(th => th.textContent.trim()))),
-                    errors: outs.filter(o => o.dataset.mimeType === 'application/vnd.jupyter.stderr')
-                                .map(o => o.textContent),
+                    errors: raw.filter(o => o.output_type === 'error').map(o => ({ename: o.ename, evalue: o.evalue})),
+                    stderr: raw.filter(o => o.output_type === 'stream' && o.name === 'stderr').map(o => o.text),
                 };
             }""", [_CELLS, index]))
 
