@@ -83,3 +83,34 @@ def test_a_prepared_notebook_run_cell_by_cell_in_jupyterlab_is_filed_like_a_head
     assert [line.split()[1:4] for line in text[1:]] == [[SCENARIO, "apply", "succeeded"]] * 2
     verified = runbook("verify-archive", "--archive", str(archive))
     assert verified.returncode == 0 and "2 record(s), chain intact" in verified.stdout, verified.stdout
+
+
+def test_a_require_plan_notebook_on_a_drifted_lab_stops_in_the_departing_steps_cell(
+        lab, jupyter_lab, page, console, artifacts, tmp_path):
+    from conftest import lab_state_bytes
+    from runbooklib.lab.tenant.directory import find_service_principal
+
+    archive, ticket = tmp_path / "records", "CHG-14-DRIFT"
+    common = ["--inventory", str(lab.inventory_path), "--params", str(PARAMS), "--ticket", ticket,
+              "--archive", str(archive)]
+    planned = runbook("run", SCENARIO, *common, "--plan", "--quiet")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # After the change board approved the plan, someone removes a key from the SharePoint Online principal.
+    with lab.tenant.directory(write=True) as directory:
+        find_service_principal(directory, app_id="00000003-0000-0ff1-ce00-000000000000")["keyCredentials"].pop(0)
+    guided = jupyter_lab.root / f"{SCENARIO}-require-plan.ipynb"
+    prepared = runbook("prepare", SCENARIO, *common, "--require-plan", "--out", str(guided))
+    assert prepared.returncode == 0, prepared.stderr
+    before = lab_state_bytes(lab)
+
+    cells = NotebookPage(page, jupyter_lab, guided.name).open().run_cell_by_cell()
+    page.screenshot(path=str(artifacts / "stopped.png"), full_page=True)
+
+    stopped = cells[-1]
+    assert "run.step(hybrid.STS_KEY)" in stopped.source, f"stopped in cell {stopped.index}: {stopped.source}"
+    assert [e["ename"] for e in stopped.errors] == ["PlanDeparted"]
+    assert stopped.errors[0]["evalue"].startswith("sts-certificate departs from the approved plan")
+    assert "departs from the approved plan" in "".join(stopped.outputs)  # what the administrator reads
+    assert [(c.index, c.errors) for c in cells[:-1] if c.errors] == []
+    assert lab_state_bytes(lab) == before, "a departing step must change nothing on the lab"
+    assert console.errors == []
