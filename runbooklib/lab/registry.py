@@ -8,13 +8,14 @@ A new product (Office Online Server ``oos-1``/``oos-2``, the Skype for Business 
 from __future__ import annotations
 
 from .oos.product import OOS
+from .skype.product import SKYPE
 from .product import Product
 from .sharepoint.product import SHAREPOINT
 from .tenant.product import TENANT
 
 __all__ = ["PRODUCTS", "product_of"]
 
-PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, TENANT)
+PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, SKYPE, TENANT)
 
 
 def product_of(host: str) -> Product:

@@ -33,6 +33,7 @@ from runbooklib.lab.estate import (
 )
 from runbooklib.lab.http import CONTROL_HEADER, CONTROL_PATH
 from runbooklib.lab.oos.product import OOS
+from runbooklib.lab.skype.product import SKYPE
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.sharepoint import METADATA_PATH, ROOT_CERTIFICATE_PATH
 from runbooklib.metadata import discover_realm, fetch_metadata
@@ -69,7 +70,7 @@ def _connection_refused(port: int) -> bool:
 
 def test_inventory_loads_and_every_secret_file_it_names_is_private(estate):
     inventory = load_inventory(estate.inventory_path)
-    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts]) and list(inventory.tenants) == [TENANT]
+    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts, *SKYPE.hosts]) and list(inventory.tenants) == [TENANT]
     for name in OOS.hosts:  # each its own WinRM endpoint
         spec = inventory.server(name)
         assert spec.role == "oos" and spec.winrm == f"https://127.0.0.1:{estate.ports[name]}/wsman"
