@@ -76,6 +76,7 @@ class StoreCertificate:
     has_private_key: bool
     key_size: int
     dns_names: tuple[str, ...]
+    der: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class SkypePool(ProductClient):
                 issuer=as_text(c.get("Issuer")), friendly_name=as_text(c.get("FriendlyName")),
                 not_before=_moment(c.get("NotBefore")), not_after=_moment(c.get("NotAfter")),
                 has_private_key=as_bool(c.get("HasPrivateKey")), key_size=int(c.get("KeySize") or 0),
-                dns_names=_names(c.get("DnsNames")))
+                dns_names=_names(c.get("DnsNames")), der=bytes(c.get("RawData") or b""))
             for c in self._template("skype/get-certificates")
         ]
 
@@ -175,7 +176,21 @@ class SkypePool(ProductClient):
             parameters.update(Roll=True, EffectiveDate=roll_at.astimezone(dt.timezone.utc).isoformat())
         self._invoke("Set-CsCertificate", parameters)
 
-    # -- OAuth configuration ------------------------------------------------------------------
+    def certificate(self, thumbprint: str) -> StoreCertificate | None:
+        wanted = thumbprint.upper()
+        return next((c for c in self.certificates() if c.thumbprint == wanted), None)
+
+    # -- SIP domains and OAuth configuration --------------------------------------------------
+    def default_sip_domain(self) -> str:
+        """The pool's default SIP domain (Get-CsSipDomain, IsDefault): the default OAuth realm [C]."""
+        domains = self._run("Get-CsSipDomain")
+        default = next((d for d in domains if as_bool(d.get("IsDefault"))), domains[0] if domains else None)
+        if default is None:
+            raise RemoteError(f"{self.name}: Get-CsSipDomain returned no SIP domain",
+                              hint=f"Check the topology of the pool {self.name} belongs to.", target=self.name,
+                              cmdlet="Get-CsSipDomain")
+        return as_text(default.get("Name")).lower()
+
     def oauth_configuration(self) -> OAuthConfiguration:
         found = self._run("Get-CsOAuthConfiguration")
         if not found:

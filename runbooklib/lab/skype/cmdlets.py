@@ -135,6 +135,17 @@ def set_certificate(fe: FrontEnd, inv: Invocation) -> None:
                      thumbprint) from None
 
 
+# ---------------------------------------------------------------------------------- SIP domains
+def get_sip_domain(fe: FrontEnd, inv: Invocation) -> None:
+    with fe.store.view() as state:
+        domains = [state["pool"]["sip_domain"], *state["pool"].get("other_sip_domains", [])]
+    wanted = _identity(inv.param("Identity")).lower() if inv.has("Identity") else None
+    for i, name in enumerate(domains):
+        if wanted is None or name.lower() == wanted:
+            inv.write_output(PSObj(list(T.T_SIP_DOMAIN), {"Identity": name, "Name": name, "IsDefault": i == 0},
+                                   name))
+
+
 # ---------------------------------------------------------------------------------- OAuth configuration
 def get_oauth_configuration(fe: FrontEnd, inv: Invocation) -> None:
     with fe.store.view() as state:
@@ -332,6 +343,7 @@ def test_ex_storage_connectivity(fe: FrontEnd, inv: Invocation) -> None:
 CMDLETS: tuple[Cmdlet, ...] = (
     Cmdlet("Get-CsCertificate", get_certificate),
     Cmdlet("Set-CsCertificate", set_certificate),
+    Cmdlet("Get-CsSipDomain", get_sip_domain),
     Cmdlet("Get-CsOAuthConfiguration", get_oauth_configuration),
     Cmdlet("Set-CsOAuthConfiguration", set_oauth_configuration),
     Cmdlet("New-CsPartnerApplication", new_partner_application),

@@ -13,6 +13,7 @@ import functools
 from typing import Callable
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ..powershell import throw
 from ..winrm.api import CommandTable, Invocation, ParamSpec, PSObj, load_source, source_loaded
@@ -63,7 +64,7 @@ def get_certificates(fe: FrontEnd, inv: Invocation) -> None:
             "Issuer": _dotnet_name(cert.issuer), "FriendlyName": entry["friendly_name"],
             "NotBefore": cert.not_valid_before_utc, "NotAfter": cert.not_valid_after_utc,
             "HasPrivateKey": bool(entry.get("key_pem")), "KeySize": cert.public_key().key_size,
-            "DnsNames": list(names)}))
+            "DnsNames": list(names), "RawData": cert.public_bytes(serialization.Encoding.DER)}))
 
 
 # Template name → its handler (parameters: :data:`TEMPLATE_PARAMETERS`).

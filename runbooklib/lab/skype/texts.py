@@ -24,6 +24,7 @@ T_OAUTH_SETTINGS = ("Microsoft.Rtc.Management.WritableConfig.Settings.SSAuth.OAu
 T_PARTNER_APPLICATION = ("Microsoft.Rtc.Management.WritableConfig.Settings.SSAuth.PartnerApplication#Decorated", "System.Object")  # [C]
 T_OAUTH_SERVER = ("Microsoft.Rtc.Management.WritableConfig.Settings.SSAuth.OAuthServer#Decorated", "System.Object")  # [C]
 T_RESOURCE_DATA = ("Microsoft.Rtc.Management.ResourceData", "System.Object")            # [C] Test-CsExStorageConnectivity
+T_SIP_DOMAIN = ("Microsoft.Rtc.Management.Xds.DisplaySipDomain", "System.Object")             # [U]
 T_PSCUSTOMOBJECT = ("System.Management.Automation.PSCustomObject", "System.Object")  # [C]
 
 # [C] Types of certificate the runbooks assign or read; OAuthTokenIssuer is global (replicated),
