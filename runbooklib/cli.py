@@ -1,14 +1,16 @@
 """The ``runbook`` command.
 
-Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed), or
-a target stayed locked by another run (nothing changed) · 2 invalid input (parameters, inventory,
-secret references) — nothing contacted, nothing changed · 130 stopped by Ctrl-C at a step boundary
+Exit codes: 0 succeeded (or planned) · 1 a step failed (the record is archived, marked failed), a
+target stayed locked by another run (nothing changed), or with ``--require-plan`` the estate departs
+from the approved plan (nothing changed) · 2 invalid input (parameters, inventory, secret references,
+no approved plan for ``--require-plan``) — nothing contacted, nothing changed · 130 stopped by Ctrl-C at a step boundary
 (the record is archived, marked interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -55,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="override one parameter (repeatable; dotted keys for nested values)")
         p.add_argument("--plan", action="store_true", help="only show what would change; change nothing")
         p.add_argument("--ticket", default="", metavar="ID", help="the change ticket this run belongs to")
+        p.add_argument("--require-plan", action="store_true",
+                       help="hold the apply to the ticket's approved plan: stop, changing nothing, where it departs")
 
     p_run = sub.add_parser("run", help="execute a runbook headless and archive the executed notebook")
     run_options(p_run)
@@ -75,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     p_hist = sub.add_parser("history", help="list archived runs")
     p_hist.add_argument("--archive", metavar="DIR")
     p_hist.add_argument("--json", action="store_true", help="one JSON object per run")
+    p_hist.add_argument("--ticket", metavar="T", help="only the runs of change ticket T")
+    p_hist.add_argument("--scenario", metavar="S", help="only the runs of scenario S")
+    p_hist.add_argument("--since", metavar="DATE",
+                        help="only runs started at or after DATE (ISO 8601 date or date and time; UTC unless it says)")
+
+    p_exp = sub.add_parser("export", help="one archived record as a page to read: HTML or Markdown")
+    p_exp.add_argument("record", nargs="?", metavar="RUN_ID|RECORD", help="a run id or an archived record file")
+    p_exp.add_argument("--ticket", metavar="T", help="without RUN_ID: the newest run of change ticket T")
+    p_exp.add_argument("--format", choices=("html", "md"), default="html", help="html (default) or md")
+    p_exp.add_argument("--out", metavar="FILE", help="where to write the page ('-': standard output; "
+                                                      "default: <scenario>-<run id>.<format> here)")
+    p_exp.add_argument("--archive", metavar="DIR")
 
     p_ver = sub.add_parser("verify-archive", help="check every record against the hash-chained index")
     p_ver.add_argument("--archive", metavar="DIR")
@@ -119,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_archive(args)
         if args.command == "history":
             return _cmd_history(args)
+        if args.command == "export":
+            return _cmd_export(args)
         if args.command == "verify-archive":
             return _cmd_verify(args)
         if args.command == "scenarios":
@@ -162,7 +180,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     request = RunRequest.from_cli(
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
-        plan=args.plan, ticket=args.ticket,
+        plan=args.plan, ticket=args.ticket, require_plan=args.require_plan,
     )
     from .terminal import forgiving_streams
 
@@ -181,7 +199,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     request = RunRequest.from_cli(
         target=args.target, inventory=args.inventory, params_file=args.params, overrides=args.overrides,
-        plan=args.plan, ticket=args.ticket,
+        plan=args.plan, ticket=args.ticket, require_plan=args.require_plan,
     )
     out = prepare_notebook(request, Path(args.out), archive=_archive_dir(args.archive))
     print(f"prepared {out} — open it in JupyterLab and run it cell by cell")
@@ -204,10 +222,13 @@ def _cmd_archive(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from .record import Archive, read_notebook_scraps
 
+    since = _since(args.since) if args.since else None
     _file_interrupted(_archive_dir(args.archive))
     archive = Archive(_archive_dir(args.archive))
     rows: list[dict[str, Any]] = []
     for entry in archive.entries():
+        if args.scenario and entry.scenario != args.scenario:
+            continue
         row: dict[str, Any] = {
             "run_id": entry.run_id, "scenario": entry.scenario, "status": entry.status,
             "path": str(archive.root / entry.path), "recorded": entry.recorded,
@@ -219,18 +240,59 @@ def _cmd_history(args: argparse.Namespace) -> int:
         run = scraps.get("run") or {}
         row.update(mode=run.get("mode"), ticket=run.get("ticket"), user=run.get("user"),
                    started=run.get("started"), changes=scraps.get("changes"))
+        if args.ticket and row["ticket"] != args.ticket:
+            continue
+        if since and _moment(row["started"] or entry.recorded) < since:
+            continue
         rows.append(row)
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
         return 0
     if not rows:
-        print(f"no runs archived in {archive.root}")
+        filtered = args.ticket or args.scenario or args.since
+        print(f"no runs {'match in' if filtered else 'archived in'} {archive.root}")
         return 0
     print(f"{'recorded':<21} {'scenario':<20} {'mode':<6} {'status':<10} {'changes':>7}  run id        ticket")
     for row in rows:
         print(f"{row['recorded']:<21} {row['scenario']:<20} {row['mode'] or '-':<6} {row['status']:<10} "
               f"{row['changes'] if row['changes'] is not None else '-':>7}  {row['run_id']:<13} {row['ticket'] or ''}")
+    return 0
+
+
+def _since(text: str) -> dt.datetime:
+    """``--since``: an ISO 8601 date (midnight UTC) or date and time (UTC unless it names an offset)."""
+    try:
+        moment = _moment(text.strip())
+    except ValueError:
+        raise InputError(f"{text!r} is not a date", field="--since",
+                         hint="Give an ISO 8601 date or date and time, e.g. 2026-03-01 or 2026-03-01T14:30Z.") from None
+    return moment
+
+
+def _moment(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import find_record, render_record
+    from .record import Archive
+
+    _file_interrupted(_archive_dir(args.archive))
+    archive = Archive(_archive_dir(args.archive))
+    place = find_record(archive, args.record, ticket=args.ticket)
+    page = render_record(archive, place, args.format)
+    if args.out == "-":
+        sys.stdout.write(page)
+        return 0
+    out = Path(args.out or f"{place.entry.scenario}-{place.entry.run_id}.{args.format}")
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}", field="--out",
+                         hint="Choose a file in a directory you can write to.") from None
+    print(f"exported run {place.entry.run_id} ({place.entry.scenario}, {place.entry.status}) to {out}")
     return 0
 
 

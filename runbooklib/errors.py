@@ -13,6 +13,8 @@ defence, but messages are built without them in the first place).
     │   └── SecretError          a secret reference that cannot be resolved
     ├── CertificateError         a certificate that cannot be loaded or used
     ├── StepFailed               a step's check, apply or verify failed (exit 1)
+    ├── PlanDeparted             with --require-plan: a step would change what its approved
+    │                            plan did not list (exit 1, nothing changed by that step)
     ├── ConnectionFailed         a target did not answer, or TLS/authentication failed
     │   └── AuthenticationFailed wrong user name or password, or the account lacks rights
     ├── RemoteError              a remote PowerShell command wrote an error record
@@ -38,6 +40,7 @@ __all__ = [
     "GraphError",
     "InputError",
     "MetadataError",
+    "PlanDeparted",
     "RemoteError",
     "RunInterrupted",
     "RunbookError",
@@ -112,6 +115,19 @@ class StepFailed(RunbookError):
     def __init__(self, message: str, *, hint: str | None = None, step: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.step = step
+
+
+class PlanDeparted(RunbookError):
+    """An apply held to its approved plan found steps that would change what the plan did not list.
+
+    The message starts with the (first) departing step's id; ``departures`` holds every one found
+    (:class:`runbooklib.approved_plan.Departure`).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, departures: list[object] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.departures = list(departures or [])
+        self.step = getattr(self.departures[0], "step", None) if self.departures else None
 
 
 class ConnectionFailed(RunbookError):

@@ -49,14 +49,18 @@ class RunRequest:
     mode: Mode
     ticket: str = ""
     secret_values: list[str] = field(default_factory=list, repr=False)
+    #: Hold the apply to the approved plan of its ticket (:mod:`runbooklib.approved_plan`).
+    require_plan: bool = False
 
     @classmethod
     def from_cli(cls, *, target: str, inventory: str | None, params_file: str | None,
-                 overrides: list[str], plan: bool, ticket: str) -> "RunRequest":
+                 overrides: list[str], plan: bool, ticket: str, require_plan: bool = False) -> "RunRequest":
         """Resolve and validate everything; raises InputError (exit 2) before anything is contacted."""
         from .inventory import apply_overrides, load_inventory
         from .scenarios import find_scenario
 
+        if require_plan:
+            _check_require_plan(plan=plan, ticket=ticket)
         notebook, scenario = _resolve_target(target)
         params: dict[str, Any] = {}
         if params_file:
@@ -80,7 +84,11 @@ class RunRequest:
         elif inv is not None:
             # A notebook outside the registry declares no targets, so every secret must resolve.
             secrets = _check_secrets(inv, Targets.whole(inv))
-        return cls(notebook, scenario, inventory_path, params, "plan" if plan else "apply", ticket, secrets)
+        if require_plan and info is None:
+            raise InputError(f"--require-plan needs a scenario of 'runbook scenarios'; {scenario} is not one",
+                             field="--require-plan", hint="Run this notebook without --require-plan.")
+        return cls(notebook, scenario, inventory_path, params, "plan" if plan else "apply", ticket, secrets,
+                   require_plan)
 
     def papermill_parameters(self, run_context: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -94,6 +102,15 @@ class RunRequest:
     def parameters_sha256(self) -> str:
         canonical = json.dumps(self.params, sort_keys=True, default=str).encode()
         return hashlib.sha256(canonical).hexdigest()
+
+
+def _check_require_plan(*, plan: bool, ticket: str) -> None:
+    if plan:
+        raise InputError("--require-plan holds an apply to its approved plan; a plan run has none",
+                         field="--require-plan", hint="Leave out --plan, or leave out --require-plan to plan.")
+    if not ticket.strip():
+        raise InputError("--require-plan needs the change ticket whose approved plan the apply is held to",
+                         field="--ticket", hint="Add --ticket ID: the ticket under which the plan was archived.")
 
 
 def _resolve_target(target: str) -> tuple[Path, str]:
@@ -251,6 +268,7 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
     from papermill.exceptions import PapermillExecutionError
 
     from .journal import StagedRun
+    from .kernel_manager import QuietShutdownKernelManager
     from .terminal import detached_from_terminal
 
     run_id = uuid.uuid4().hex[:12]
@@ -266,8 +284,7 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
     }
     if lock_wait is not None:
         run_context["lock_wait"] = lock_wait
-    if request.mode == "apply" and request.ticket:
-        run_context.update(_plan_context(Archive(archive), request))
+    run_context.update(_plan_context(Archive(archive), request, guided=False))
     staged = StagedRun.begin(archive, run_id, {
         "scenario": request.scenario, "started": run_context["started"], "mode": request.mode,
         "ticket": request.ticket, "source": str(request.notebook), "source_sha256": run_context["source_sha256"],
@@ -297,6 +314,7 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
                 # Saved after every cell and every few seconds inside one: what a crash leaves.
                 request_save_on_cell_execute=True,
                 autosave_cell_every=5,
+                kernel_manager_class=QuietShutdownKernelManager,
             )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
@@ -324,41 +342,23 @@ def execute_run(request: RunRequest, *, archive: Path, echo: bool = True,
                       scraps.get("steps") or [], redact(error) if error else None)
 
 
-def _plan_context(archive: Archive, request: RunRequest) -> dict[str, Any]:
-    """What an apply run needs to show, step by step, whether it does what its ticket's plan said.
+def _plan_context(archive: Archive, request: RunRequest, *, guided: bool) -> dict[str, Any]:
+    """What an apply run with a ticket needs to compare itself, step by step, with the ticket's plan.
 
-    The newest plan-mode run of the ticket is the plan. It is compared only if it was made with
-    the same parameters and inventory; steps that later apply runs of the ticket already changed
-    count as done. Anything that prevents the comparison becomes a warning of the run.
+    Without ``--require-plan``, anything that prevents the comparison becomes a warning of the
+    run; with it, an :class:`InputError` (exit 2) before anything is contacted.
     """
-    from .errors import ArchiveError
+    from .approved_plan import find_plan, require_plan
 
-    ticket = request.ticket
-    try:
-        runs = archive.ticket_runs(request.scenario, ticket)
-    except ArchiveError as exc:
-        return {"plan_note": f"the plan of ticket {ticket} could not be looked up ({exc.message}); not compared"}
-    plans = [i for i, (_, scraps) in enumerate(runs) if (scraps.get("run") or {}).get("mode") == "plan"]
-    if not plans:
-        return {"plan_note": f"no plan of ticket {ticket} is in the archive: this apply run was not planned"}
-    entry, scraps = runs[plans[-1]]
-    if entry.status != "planned":
-        return {"plan_note": f"the newest plan of ticket {ticket} (run {entry.run_id}) ended {entry.status}; "
-                             "not compared"}
-    recorded = (scraps.get("run") or {}).get("sha256") or {}
-    inventory_sha = hashlib.sha256(request.inventory.read_bytes()).hexdigest() if request.inventory else None
-    if recorded.get("parameters") != request.parameters_sha256() or recorded.get("inventory") != inventory_sha:
-        return {"plan_note": f"the plan of ticket {ticket} (run {entry.run_id}) was made with other parameters "
-                             "or another inventory; not compared"}
-    done: dict[str, str] = {}
-    for later, later_scraps in runs[plans[-1] + 1:]:
-        if (later_scraps.get("run") or {}).get("mode") == "apply":
-            for step in later_scraps.get("steps") or []:
-                if step.get("status") == "changed":
-                    done.setdefault(step["id"], later.run_id)
-    return {"plan": {"run_id": entry.run_id, "done": done, "steps": {
-        step["id"]: {"status": step["status"], "changes": step.get("changes") or []}
-        for step in scraps.get("steps") or []}}}
+    if request.mode != "apply" or not request.ticket:
+        return {}
+    if request.require_plan:
+        plan = require_plan(archive, request)
+        return {"plan": plan.to_context(), "require_plan": "step-by-step" if guided else "whole-run"}
+    found, why = find_plan(archive, request)
+    if found is None:
+        return {"plan_note": f"{why}: this apply run is not compared with a plan"}
+    return {"plan": found.to_context()}
 
 
 def _load_output(output: Path, source: Path) -> dict[str, Any]:
@@ -403,17 +403,20 @@ def prepare_notebook(request: RunRequest, out: Path, *, archive: Path | None = N
     """Write the runbook with its parameters filled in, for a guided run in JupyterLab.
 
     An apply with a ticket carries its plan from ``archive``, so the guided run shows, step by
-    step, whether it does what the plan said — as a headless run does.
+    step, whether it does what the plan said — as a headless run does. With ``--require-plan``
+    each step's cell holds itself to that plan: a step that departs stops, changing nothing.
     """
     import papermill
 
+    if request.require_plan and archive is None:
+        raise InputError("--require-plan needs the archive that holds the ticket's plan", field="--archive")
     if out.exists():
         raise InputError(f"{out} already exists", field="--out", hint="Choose a new file name; nothing is overwritten.")
     # No run id here: each execution of the prepared notebook is its own run.
     run_context: dict[str, Any] = {"source_sha256": hashlib.sha256(request.notebook.read_bytes()).hexdigest(),
                                    "parameters_sha256": request.parameters_sha256()}
     if archive is not None and request.mode == "apply" and request.ticket:
-        run_context.update(_plan_context(Archive(archive), request))
+        run_context.update(_plan_context(Archive(archive), request, guided=True))
         run_context["lock_dir"] = str((archive / ".locks").resolve())
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(request.notebook), str(out), parameters=request.papermill_parameters(run_context),

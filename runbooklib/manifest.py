@@ -48,8 +48,11 @@ def run_manifest(*, scenario: str, run_id: str, status: str | None, started: dt.
                  finished: dt.datetime | None, ticket: str, mode: str, notebook_sha256: str | None,
                  parameters_sha256: str | None, inventory: Path | None, parameters: Any,
                  warnings: Iterable[str] = (), shells_opened: Mapping[str, int] | None = None,
-                 plan_run_id: str | None = None) -> dict[str, Any]:
+                 plan_run_id: str | None = None, minted: Iterable[str] = ()) -> dict[str, Any]:
     """The ``run`` scrap of one run; parameters and warnings are redacted.
+
+    ``minted``: values the run made itself (:meth:`runbooklib.runner.Run.minted`), which the
+    comparison with an approved plan does not count as departures.
 
     ``parameters`` is the scenario's validated model or, when there is none, the raw mapping.
     """
@@ -77,4 +80,5 @@ def run_manifest(*, scenario: str, run_id: str, status: str | None, started: dt.
         "warnings": [redact(w) for w in warnings],
         "shells_opened": dict(shells_opened or {}),
         "plan_run_id": plan_run_id,
+        "minted": list(minted),
     }

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._kernel import in_kernel
-from .errors import InputError, RunbookError, RunInterrupted, StepFailed
+from .approved_plan import DEPARTURES_SCRAP, ApprovedPlan, Departure, compare_with_plan, departure
+from .errors import InputError, PlanDeparted, RunbookError, RunInterrupted, StepFailed
 from .locks import DEFAULT_LOCK_WAIT, TargetLocks, describe_holder, lock_targets
 from .manifest import run_manifest, user_name
 from .record import STEP_SCRAP, glue, utc_iso, utc_now
-from .steps import Mode, Status, Step, StepEngine, StepResult, compare_with_plan
+from .steps import Mode, Status, Step, StepEngine, StepResult
 from .targets import Targets, run_targets
 from .terminal import deferred_interrupt
 
@@ -117,7 +118,15 @@ class Run:
         started = run_context.get("started")
         self.started = dt.datetime.fromisoformat(started.replace("Z", "+00:00")) if started else utc_now()
         self._context = run_context
-        self.engine = StepEngine(self, mode=mode)
+        plan = run_context.get("plan")
+        #: The approved plan this apply is compared with (its ticket's), if any.
+        self.plan: ApprovedPlan | None = ApprovedPlan.from_context(plan) if plan else None
+        #: With --require-plan: "whole-run" (re-plan every step before the first change) or
+        #: "step-by-step" (a guided run: each step's cell holds itself to the plan).
+        self.require_plan: str | None = run_context.get("require_plan") if self.plan and mode == "apply" else None
+        self.minted_values: list[str] = []
+        self._departed: dict[str, Departure] = {}
+        self.engine = StepEngine(self, mode=mode, hold=self._hold_to_plan if self.require_plan else None)
         self.warnings: list[str] = []
         self._facts: dict[type, Any] = {}
         self._connections: Any = None
@@ -133,6 +142,11 @@ class Run:
         if message not in self.warnings:
             self.warnings.append(message)
             log.info("warning: %s", message)  # shown in the step's table; the log keeps a copy
+
+    def minted(self, *values: str) -> None:
+        """Name values this run made itself (a new certificate's thumbprint, in every form the
+        steps' texts use): they differ on every run, so they are no departure from the plan."""
+        self.minted_values.extend(v for v in values if v and v not in self.minted_values)
 
     def facts_of(self, kind: type[F]) -> F:
         """The scenario's typed facts for this run: one ``kind(run)``, whose facts are read on first use."""
@@ -218,21 +232,72 @@ class Run:
         # A Ctrl-C inside a step would cut a keyCredentials write or a realm change in half.
         with deferred_interrupt() as interrupt:
             result = self.engine.run(step)
-        glue(STEP_SCRAP, result.to_scrap())  # what a run that never finishes is filed with
-        plan = self._context.get("plan")
-        if plan and result.status is not Status.FAILED:
-            words, matches = compare_with_plan(result, plan)
+        departed = self._departed.pop(result.id, None)
+        if departed is not None:
+            result.plan = str(departed)
+        elif self.plan and result.status is not Status.FAILED:
+            words, matches = compare_with_plan(result.status.value, result.intended, result.id, self.plan,
+                                               self.minted_values)
             result.plan = words
             if not matches:
                 result.warnings.append(f"differs from the approved plan: {words}")
                 self.warn(f"step {result.id} differs from the approved plan: {words}")
+        glue(STEP_SCRAP, result.to_scrap())  # what a run that never finishes is filed with
         _show(result)
+        if departed is not None:
+            self._stop_departed([departed])
         if interrupt.asked or self._stop_requested():
             self._interrupt(result.id)
         if result.status is Status.FAILED:
             self._close("failed")
             hint = f"{result.hint} In a guided run, fix the cause, then run this cell again and carry on."
             raise StepFailed(f"step {result.id} failed: {result.error}", hint=hint, step=result.id)
+
+    # -- held to the approved plan (--require-plan) -----------------------------------------
+    def _hold_to_plan(self, result: StepResult) -> tuple[str, str] | None:
+        """The engine asks this after each check, before apply: a departure stops the step."""
+        assert self.plan is not None
+        found = departure(result.id, result.intended, self.plan, self.minted_values)
+        if found is None:
+            return None
+        self._departed[result.id] = found
+        return f"check: {found}", _DEPARTED_HINT.format(plan=self.plan.run_id, ticket=self.ticket, what="this step")
+
+    def replan(self) -> list[Departure]:
+        """Check every step of the scenario read-only, as a plan run does, and compare each with
+        the approved plan; what departs is returned (nothing is changed, nothing locked)."""
+        from .scenarios import find_scenario
+
+        assert self.plan is not None
+        info = find_scenario(self.scenario)
+        steps = info.load().STEPS if info is not None else []
+        engine = StepEngine(self, mode="plan")
+        for planned in steps:
+            engine.run(planned)
+        failed = engine.failed
+        if failed is not None:
+            # Not a drift to judge but a check that cannot run (a target that does not answer…).
+            _show(failed)
+            raise StepFailed(f"step {failed.id} failed while it was checked against the approved plan: "
+                             f"{failed.error}", hint=f"{failed.hint} Nothing was changed.", step=failed.id)
+        found = [d for d in (departure(r.id, r.changes, self.plan, self.minted_values) for r in engine.results) if d]
+        # The apply reads the estate afresh, as any apply run does: what the checks cached goes.
+        self._facts.clear()
+        lines = [f"Checked every step against the approved plan, run {self.plan.run_id} (nothing changed):"]
+        lines += [f"  {'DEPARTS' if any(d.step == r.id for d in found) else 'agrees':<8} {r.id}"
+                  for r in engine.results]
+        _show(Text("\n".join(lines)))
+        return found
+
+    def _stop_departed(self, departures: list[Departure], *, what: str = "this step") -> None:
+        """Close the run as failed, with its departures recorded, and stop it."""
+        for found in departures:
+            self.warn(str(found))
+        glue(DEPARTURES_SCRAP, [d.to_scrap() for d in departures])
+        self._close("failed")
+        first = str(departures[0]) + (f" (and {len(departures) - 1} more step(s))" if len(departures) > 1 else "")
+        hint = _DEPARTED_HINT.format(plan=self.plan.run_id if self.plan else "?", ticket=self.ticket, what=what)
+        raise PlanDeparted(first, hint=hint, departures=departures)
 
     @property
     def results(self) -> list[StepResult]:
@@ -284,7 +349,8 @@ class Run:
             notebook_sha256=self._context.get("source_sha256"),
             parameters_sha256=self._context.get("parameters_sha256"),
             inventory=self.inventory_path, parameters=self.params, warnings=self.warnings,
-            shells_opened=shells_opened, plan_run_id=(self._context.get("plan") or {}).get("run_id"),
+            shells_opened=shells_opened, plan_run_id=self.plan.run_id if self.plan else None,
+            minted=self.minted_values,
         )
 
     def header(self) -> "Text":
@@ -294,11 +360,16 @@ class Run:
             f"  by {user_name()} on {socket.gethostname()} at {utc_iso(self.started)} (UTC)",
         ]
         if self.ticket:
-            plan = self._context.get("plan")
-            lines.append(f"  ticket {self.ticket}" + (f" · compared with its plan, run {plan['run_id']}" if plan else ""))
+            held = " · held to" if self.require_plan else " · compared with"
+            lines.append(f"  ticket {self.ticket}" + (f"{held} its plan, run {self.plan.run_id}" if self.plan else ""))
         for target in self.targets.lines():
             lines.append(f"  target {target}")
         return Text("\n".join(lines))
+
+
+_DEPARTED_HINT = ("The estate is no longer as it was when plan run {plan} was approved, so {what} changed "
+                  "nothing. Find out who changed it and why; then make a new plan (runbook run … --plan --ticket "
+                  "{ticket}), have it approved, and run the apply again.")
 
 
 def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: str | Path | None = None,
@@ -338,6 +409,14 @@ def start(scenario: str, *, mode: Mode = "plan", ticket: str = "", inventory: st
     if run_context.get("plan_note"):
         run.warn(run_context["plan_note"])
     _show(run.header())
+    if run.require_plan == "whole-run":
+        try:
+            departures = run.replan()
+        except RunbookError as exc:
+            run.fail(exc)
+            raise
+        if departures:
+            run._stop_departed(departures, what="the run")
     try:
         run._hold_locks()
     except RunInterrupted:

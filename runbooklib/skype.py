@@ -253,10 +253,10 @@ class SkypePool(ProductClient):
 
     # -- proof --------------------------------------------------------------------------------
     def test_exchange_storage(self, sip_uri: str) -> StorageTest:
-        """Test-CsExStorageConnectivity for ``sip_uri``: the Storage Service writes to the user's
-        mailbox through Exchange Web Services with the pool's OAuth token."""
+        """Test-CsExStorageConnectivity for ``sip_uri``: the Storage Service writes an item to the
+        user's mailbox through Exchange Web Services with the pool's OAuth token, then deletes it."""
         try:
-            result = self._invoke("Test-CsExStorageConnectivity", {"SipUri": sip_uri})
+            result = self._invoke("Test-CsExStorageConnectivity", {"SipUri": sip_uri, "DeleteItem": None})
         except RemoteError as exc:  # the test's own failure: what it said is the finding
             return StorageTest(False, exc.reason or exc.message)
         rows = list(result.output)

@@ -29,12 +29,15 @@ __all__ = [
     "Step",
     "StepEngine",
     "StepResult",
+    "status_mark",
     "step",
 ]
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["apply", "plan"]
+#: Asked with a checked step's result before apply: None to go on, or (error, hint) to stop it.
+Hold = Callable[["StepResult"], "tuple[str, str] | None"]
 
 
 class Status(str, enum.Enum):
@@ -55,6 +58,16 @@ _MARKS = {
     Status.FAILED: "✖",
     Status.SKIPPED: "–",
 }
+
+
+def status_mark(status: str) -> str:
+    """The mark a step status is shown with (``✔`` ok, ``✖`` failed …); ``?`` for an unknown one."""
+    try:
+        return _MARKS[Status(status)]
+    except ValueError:
+        return "?"
+
+
 _COLOURS = {
     Status.OK: "#1a7f37",
     Status.CHANGED: "#0969da",
@@ -268,34 +281,6 @@ def _html_lines(text: str) -> str:
     return "<br>".join(html.escape(line) for line in text.split("\n"))
 
 
-def compare_with_plan(result: StepResult, plan: dict[str, Any]) -> tuple[str, bool]:
-    """How a step's outcome in an apply run compares with the approved plan: (words, matches).
-
-    ``plan`` holds the plan's ``run_id``, its ``steps`` by id (status and change texts) and the
-    steps later apply runs of the same ticket already ``done``. What check meant to change is
-    compared with what the plan listed, word for word.
-    """
-    plan_run = plan["run_id"]
-    planned = plan["steps"].get(result.id)
-    if planned is None:
-        return f"not in plan {plan_run}", False
-    was, listed = planned.get("status"), list(planned.get("changes") or [])
-    if result.status is Status.CHANGED and was == "planned":
-        if result.intended == listed:
-            return f"as planned in run {plan_run}", True
-        return f"changed other things than plan {plan_run} listed: planned {listed}, found {result.intended}", False
-    if result.status is Status.OK and was == "planned":
-        earlier = plan.get("done", {}).get(result.id)
-        if earlier:
-            return f"done as planned by run {earlier} of the same ticket", True
-        return f"plan {plan_run} listed {len(listed)} change(s), but none were needed any more", False
-    if result.status is Status.CHANGED and was in ("ok", "skipped"):
-        return f"changed although plan {plan_run} found nothing to change", False
-    if result.status.value == was:
-        return f"as planned in run {plan_run}", True
-    return f"{result.status.value} where plan {plan_run} was {was}", result.status is not Status.FAILED
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -315,12 +300,14 @@ class StepEngine:
     a runbook never builds on a step it could not prove.
     """
 
-    def __init__(self, ctx: Any, *, mode: Mode) -> None:
+    def __init__(self, ctx: Any, *, mode: Mode, hold: Hold | None = None) -> None:
         if mode not in ("apply", "plan"):
             raise ValueError(f"mode must be 'apply' or 'plan', not {mode!r}")
         self.ctx = ctx
         self.mode: Mode = mode
         self.results: list[StepResult] = []
+        #: Asked after each check of an apply, before anything changes: a refusal fails the step.
+        self.hold = hold
 
     @property
     def failed(self) -> StepResult | None:
@@ -375,6 +362,10 @@ class StepEngine:
                 return result
             result.changes = list(check.changes)
             result.intended = list(check.changes)
+            refusal = self.hold(result) if self.hold is not None and self.mode == "apply" else None
+            if refusal is not None:
+                result.error, result.hint = refusal
+                return result
             if check.changes and self.mode == "plan":
                 result.status = Status.PLANNED
                 result.proof = "not applied (plan mode)"

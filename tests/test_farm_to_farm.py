@@ -1,23 +1,30 @@
 """The farm-to-farm runbook, end to end: `runbook run` → papermill → the lab estate.
 
 One estate serves the module; each test starts from its initial state. The lab's farms are the
-judges: a token minted with a farm's STS key is accepted by a partner farm only through an
-issuer registered from that farm's metadata, with the permission the runbook grants.
+judges: a token minted with a farm's STS key — or with Exchange's Auth certificate — is accepted
+by a farm only through an issuer registered from that partner's metadata, with the permission
+the runbook grants; Exchange's EWS judges the direction no one configured.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 import scrapbook
 import yaml
 
 from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.lab.estate import Estate
+from runbooklib.lab.exchange import texts as EX
 from runbooklib.lab.http import Response
-from runbooklib.lab.sharepoint.addin import call_site, farm_token
+from runbooklib.lab.pki import new_signing_certificate
+from runbooklib.lab.s2s.oracle import Rejected, certificate_x5t
+from runbooklib.lab.sharepoint.addin import call_site, discover_realm, farm_token
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +72,33 @@ def calls(lab, sender: str, receiver: str):
     return call_site(lab.server(receiver).url, SITES[receiver], token, ca_bundle=lab.ca_bundle)
 
 
+def exchange_calls(lab, receiver: str):
+    """What ``receiver`` answers a user's request that Exchange makes with its own Auth certificate."""
+    realm = discover_realm(lab.server(receiver).url, ca_bundle=lab.ca_bundle)
+    host = SITES[receiver].split("://", 1)[1]
+    token = lab.component("exchange").s2s_token(audience=f"{EX.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}", user_sid=USER)
+    return call_site(lab.server(receiver).url, SITES[receiver], token, ca_bundle=lab.ca_bundle)
+
+
+def ews_status(lab, farm: str) -> tuple[int, str]:
+    """(status, reason) of EWS for a token ``farm`` signs for Exchange: no one set that direction up."""
+    exchange = lab.component("exchange")
+    own = lab.farm(farm).name_identifier.lower()
+    pair = lab.farm(farm).sts_key_pair()
+    now = int(time.time())
+    token = jwt.encode({"aud": f"{EX.EXCHANGE_PRINCIPAL_ID}/mail.contoso.lab@{exchange.realm}", "iss": own,
+                        "nameid": own, "nbf": now, "exp": now + 600}, pair.key_pem, algorithm="RS256",
+                       headers={"x5t": certificate_x5t(pair.certificate)})
+    try:
+        exchange.judge(token)
+    except Rejected as exc:
+        return 401, exc.reason
+    return 200, ""
+
+
 def test_both_ways_first_run_changes_then_nothing_and_plan_changes_nothing(lab, tmp_path):
     assert calls(lab, "sp-a", "sp-b").reason == "unknown_issuer", "no farm may trust another before the run"
+    assert exchange_calls(lab, "sp-a").reason == "unknown_issuer", "sp-a may not trust Exchange before the run"
     before = lab_state_bytes(lab)
     plan, scraps = run_ftf(lab, tmp_path, "--plan")
     assert plan.returncode == 0, plan.stdout + plan.stderr
@@ -77,13 +109,13 @@ def test_both_ways_first_run_changes_then_nothing_and_plan_changes_nothing(lab, 
     first, scraps = run_ftf(lab, tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     steps = steps_by_id(scraps)
-    assert scraps["run"]["status"] == "succeeded" and scraps["changes"] == 6
-    for step_id in ("trusted-issuers", "root-authorities", "app-principal-permissions"):
+    assert scraps["run"]["status"] == "succeeded" and scraps["changes"] == 8
+    for step_id, count in (("trusted-issuers", 3), ("root-authorities", 2), ("app-principal-permissions", 3)):
         assert steps[step_id]["status"] == "changed", steps[step_id]
-        assert len(steps[step_id]["changes"]) == 2, "one change per one-way trust"
+        assert len(steps[step_id]["changes"]) == count, "one change per one-way trust (Exchange publishes no root)"
     # Step 0's table is the trust set, one row per one-way trust.
     assert [t["incoming_to"] + "←" + t["outgoing_from"] for t in steps["trust-set"]["evidence"]["trusts"]] \
-        == ["sp-a←sp-b", "sp-b←sp-a"]
+        == ["sp-a←sp-b", "sp-a←exchange", "sp-b←sp-a"]
 
     # Proof by the lab: each issuer carries the partner's live name and certificate, and each farm
     # now accepts a user's request signed by the other.
@@ -94,6 +126,17 @@ def test_both_ways_first_run_changes_then_nothing_and_plan_changes_nothing(lab, 
         answer = calls(lab, sender, receiver)
         assert answer.status == 200, answer
         assert answer.body["AppPrincipal"] == lab.farm(sender).name_identifier
+    # sp-a trusts Exchange under the name and certificate its live metadata publishes, and accepts
+    # a user's request Exchange signs; sp-b, which was not asked to, still refuses it, and Exchange
+    # refuses a farm's token (no one made it trust the farms).
+    exchange = lab.component("exchange")
+    issuer = next(i for i in lab.farm("sp-a").snapshot()["trusted_issuers"] if i["name"] == "exchange")
+    assert issuer["registered_issuer_name"] == exchange.issuer and issuer["is_self_issuer"]
+    assert issuer["metadata_endpoint"] == lab.server("exchange").url + EX.METADATA_PATH
+    answer = exchange_calls(lab, "sp-a")
+    assert answer.status == 200 and answer.body["AppPrincipal"] == exchange.issuer, answer
+    assert exchange_calls(lab, "sp-b").reason == "unknown_issuer"
+    assert ews_status(lab, "sp-a") == (401, "unknown_issuer")
 
     again, scraps = run_ftf(lab, tmp_path)
     assert again.returncode == 0 and scraps["changes"] == 0, again.stdout
@@ -151,6 +194,20 @@ def test_malformed_metadata_stops_naming_what_is_wrong(lab, tmp_path):
                              expect=[f"what sp-b downloaded from {url} is not S2S metadata", "did not return JSON"])
 
 
+def test_exchange_metadata_without_the_certificate_exchange_signs_with_stops(lab, tmp_path):
+    # A URL that answers with another organization's Exchange metadata: right issuer, wrong certificate.
+    other = new_signing_certificate("Microsoft Exchange Server Auth Certificate")
+    document = {**lab.component("exchange").metadata_document(),
+                "keys": [{"usage": "signing", "keyvalue": {"type": "x509Certificate",
+                                                           "value": base64.b64encode(other.cert_der).decode()}}]}
+    lab.server("exchange").mount("/elsewhere/", lambda request: Response.json(document))
+    url = lab.server("exchange").url + "/elsewhere/autodiscover/metadata/json/1"
+    preflight = _stops_before_any_change(lab, tmp_path, metadata_urls={"exchange": url},
+                                         expect=[f"the metadata at {url} does not publish the certificate exchange "
+                                                 "signs with", "Set-AuthConfig -PublishCertificate"])
+    assert "exchange_auth_certificate" in preflight["evidence"]["trusts"]["sp-a ← exchange"]
+
+
 def test_http_only_web_application_stops_unless_allowed(lab, tmp_path):
     _stops_before_any_change(lab, tmp_path,
                              web_applications={"sp-a": "http://intranet.contoso.lab", "sp-b": SITES["sp-b"]},
@@ -170,4 +227,4 @@ def test_runbook_demo_runs_it_and_shows_it_succeeded(monkeypatch, tmp_path, caps
     out = capsys.readouterr().out
     assert code == 0, out
     row = next(line for line in out.splitlines() if line.startswith("farm-to-farm "))
-    assert row.split()[1:3] == ["succeeded", "6"], row
+    assert row.split()[1:3] == ["succeeded", "8"], row

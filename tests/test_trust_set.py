@@ -1,7 +1,7 @@
 """The farm-to-farm trust set: which one-way trusts the parameters imply, for partners of every role.
 
-The Exchange and Skype legs are covered here against an in-memory inventory (the lab has no
-Exchange or Skype server yet); the SharePoint legs also run end to end in test_farm_to_farm.py.
+The Exchange and Skype legs are covered here against an in-memory inventory; the SharePoint legs
+and the lab Exchange's leg also run end to end in test_farm_to_farm.py.
 """
 
 from __future__ import annotations

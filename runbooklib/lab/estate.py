@@ -425,7 +425,16 @@ class Estate:
             return self.password(name)
 
         return Host(name=name, state_dir=self.state_dir, ca_bundle=self.ca_bundle, password=password,
-                    basic_auth=self.basic_auth)
+                    basic_auth=self.basic_auth, resolve=self.resolve)
+
+    def resolve(self, name: str) -> str | None:
+        """Where the running estate serves public name ``name`` (a host's ``public_names()``), or None."""
+        wanted = name.lower()
+        for host in list(self.hosts.values()):
+            names = getattr(host.component, "public_names", None)
+            if callable(names) and wanted in names():
+                return host.server.url
+        return None
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "Estate":

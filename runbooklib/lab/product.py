@@ -8,7 +8,7 @@ The estate does nothing product-specific: it walks :data:`runbooklib.lab.registr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -26,7 +26,9 @@ class Host:
 
     ``state_dir`` is the estate's ``state/`` directory; ``password()`` is the host's WinRM
     password (made on first use and kept in ``secrets/<name>``); ``basic_auth``: the lab was
-    asked to enable Basic on the host's WinRM listener too (real servers leave it off).
+    asked to enable Basic on the host's WinRM listener too (real servers leave it off);
+    ``resolve(name)`` is where the lab serves a public name (``sharepoint.contoso.lab`` →
+    ``https://127.0.0.1:PORT``), or None: what DNS is to a server that calls another by name.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Host:
     ca_bundle: Path
     password: Callable[[], str]
     basic_auth: bool = False
+    resolve: Callable[[str], str | None] = field(default=lambda name: None, compare=False, repr=False)
 
     @property
     def password_ref(self) -> str:

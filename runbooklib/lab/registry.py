@@ -7,6 +7,7 @@ A new product (Office Online Server ``oos-1``/``oos-2``, the Skype for Business 
 
 from __future__ import annotations
 
+from .exchange.product import EXCHANGE
 from .oos.product import OOS
 from .skype.product import SKYPE
 from .product import Product
@@ -15,7 +16,7 @@ from .tenant.product import TENANT
 
 __all__ = ["PRODUCTS", "product_of"]
 
-PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, SKYPE, TENANT)
+PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, SKYPE, EXCHANGE, TENANT)
 
 
 def product_of(host: str) -> Product:

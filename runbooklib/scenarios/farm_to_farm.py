@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..certs import check_usable, load_certificate, short_thumbprint
 from ..errors import CertificateError, InputError, MetadataError, RemoteError
+from ..exchange import ExchangeServer
 from ..fan_out import fan_out
 from ..farm_steps import (
     app_principal_permission_step,
@@ -284,10 +285,27 @@ def _preflight_check(ctx: Any) -> Check:
         evidence["trusts"][trust.label] = {"metadata_url": trust.metadata_url, "issuer": metadata.issuer,
                                            "signing_certificates": list(metadata.thumbprints),
                                            "root_certificate": root}
-        found.append(f"{trust.label}: {trust.receiver} reads {metadata.issuer}, certificate "
-                     f"{short_thumbprint(metadata.thumbprints[0])}"
-                     + (f", root {short_thumbprint(root)}" if root else ", no root certificate published"))
+        line = (f"{trust.label}: {trust.receiver} reads {metadata.issuer}, certificate "
+                f"{short_thumbprint(metadata.thumbprints[0])}"
+                + (f", root {short_thumbprint(root)}" if root else ", no root certificate published"))
+        if trust.kind.role == "exchange":
+            signs_with = ExchangeServer(ctx.remote(trust.sender), name=trust.sender).auth_config().current_thumbprint
+            evidence["trusts"][trust.label]["exchange_auth_certificate"] = signs_with
+            if signs_with not in metadata.thumbprints:
+                found.append(line)
+                return stop(f"the metadata at {trust.metadata_url} does not publish the certificate {trust.sender} "
+                            f"signs with ({short_thumbprint(signs_with)}, Get-AuthConfig CurrentCertificateThumbprint)",
+                            _EXCHANGE_CERTIFICATE_REMEDY.format(sender=trust.sender))
+            line += f"; {trust.sender} signs with it (Get-AuthConfig)"
+        found.append(line)
     return Check(found="\n".join(found), wanted=wanted, evidence=evidence, warnings=warnings)
+
+
+_EXCHANGE_CERTIFICATE_REMEDY = (
+    "The URL reaches another Exchange organization, or {sender}'s metadata is stale. Point metadata_urls.{sender} at "
+    "{sender}'s own https://<autodiscover or server>/autodiscover/metadata/json/1; after a new Auth certificate "
+    "(Set-AuthConfig), publish it (Set-AuthConfig -PublishCertificate) and restart IIS on {sender}, then run again. "
+    "Nothing was changed.")
 
 
 def _metadata_problem(trust: Trust, metadata: S2SMetadata) -> str | None:

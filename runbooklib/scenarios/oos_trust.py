@@ -177,6 +177,9 @@ class OosFacts:
                 return CertificateMaterial(from_pfx(pfx, password, source=f"{name}: {found.thumbprint}"), pfx,
                                            password, True, f"self-signed, made by an earlier run, found on {name}")
         made = new_self_signed(p.self_signed_subject)
+        note = getattr(ctx, "minted", None)
+        if callable(note):  # a new one on every run: no departure from the plan that named another
+            note(made.thumbprint, short_thumbprint(made.thumbprint))
         return CertificateMaterial(made, to_pfx(made, password), password, True, "self-signed, made by this run")
 
     @cached_property

@@ -12,7 +12,9 @@ missing; each proves its end state.
 from __future__ import annotations
 
 import datetime as dt
+import base64
 import re
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -21,8 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..certs import check_usable, load_certificate, short_thumbprint
+from ..certs import check_usable, load_certificate, short_thumbprint, thumbprint_of
 from ..errors import CertificateError, InputError, MetadataError
+from ..exchange import APPLICATION_TYPES, ExchangeServer
 from ..fan_out import fan_out
 from ..farm_steps import app_principal_permission_step, metadata_issuer_step
 from ..metadata import S2SMetadata, fetch_metadata, parse_metadata, same_metadata_uri
@@ -47,6 +50,9 @@ _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 _URL = re.compile(r"^https?://[^/\s]+(/.*)?$")
 TRUST_LEVEL = "Full"  # Exchange and SharePoint speak for users of the realm (SFB-CFGPA)
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"  # not autodiscover.xml (SFB-PLAN)
+# Where a partner's OAuth call reaches the pool's web services (unconfirmed; override per estate).
+SKYPE_OAUTH_TEST_PATH = "/ucwa/oauth/v1/applications"
+LYNC = APPLICATION_TYPES["Lync"]  # what Exchange's own script gives a Skype for Business pool
 
 
 class Parameters(BaseModel):
@@ -73,6 +79,9 @@ class Parameters(BaseModel):
     sharepoint_identity: str = Field("microsoft.sharepoint", description="the partner application for SharePoint on the pool")
     sharepoint_issuer_name: str = Field("Skype for Business Server", description="the farm's trusted issuer for the pool")
     test_sip_uri: str | None = Field(None, description="a user with an Exchange mailbox, for Test-CsExStorageConnectivity")
+    skype_oauth_test_url: str | None = Field(
+        None, description="where Exchange's Test-OAuthConnectivity calls the pool (default: the first front end's "
+                          "web_url + /ucwa/oauth/v1/applications)")
 
     @field_validator("thumbprint")
     @classmethod
@@ -85,7 +94,7 @@ class Parameters(BaseModel):
         return cleaned
 
     @field_validator("site_url", "skype_metadata_url", "exchange_metadata_url", "sharepoint_metadata_url",
-                     "exchange_autodiscover_url")
+                     "exchange_autodiscover_url", "skype_oauth_test_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not _URL.match(value):
@@ -157,6 +166,8 @@ def validate_against(params: Parameters, inventory: Any, *, source: str) -> None
         _default_url(inventory, params.front_ends[0], SKYPE_METADATA_PATH, source=source, field="skype_metadata_url")
     if params.exchange and params.partners != "sharepoint" and not params.exchange_autodiscover_url:
         _default_url(inventory, params.exchange, AUTODISCOVER_PATH, source=source, field="exchange_autodiscover_url")
+    if params.exchange and params.partners != "sharepoint" and not params.skype_oauth_test_url:
+        _default_url(inventory, params.front_ends[0], SKYPE_OAUTH_TEST_PATH, source=source, field="skype_oauth_test_url")
 
 
 # -- facts ---------------------------------------------------------------------------------
@@ -598,5 +609,163 @@ SHAREPOINT_PERMISSION = fan_out("sharepoint-permission", "SharePoint lets Skype 
                                 nothing="SharePoint is not a partner in this run")
 
 
+# -- step 3c: Exchange trusts Skype --------------------------------------------------------
+
+
+def _exchange_server(ctx: Any) -> ExchangeServer:
+    return ExchangeServer(ctx.remote(ctx.params.exchange), name=ctx.params.exchange)
+
+
+def _exchange_domain(ctx: Any) -> str:
+    """The domain of the application account's address: the realm Exchange's metadata names."""
+    partner = next(p for p in _facts(ctx).partners if p.kind == "exchange")
+    return _facts(ctx).partner_metadata(partner).realm
+
+
+def _same_account(a: str, b: str) -> bool:
+    return a.strip().lower().rsplit("/", 1)[-1] == b.strip().lower().rsplit("/", 1)[-1]
+
+
+def _exchange_check(ctx: Any) -> Check:
+    if not _exchange(ctx):
+        return Check(found="Exchange is not a partner in this run", wanted="nothing on Exchange",
+                     skip="Exchange is not a partner in this run")
+    known, ex = _facts(ctx), _exchange_server(ctx)
+    url = known.skype_metadata_url
+    app = ex.partner_application_for(url)
+    account = ex.user(LYNC.account)
+    missing = ex.missing_roles(account, LYNC.roles) if account else list(LYNC.roles)
+    wanted = (f"one partner application from {url} for {known.issuer}, enabled, linked to {LYNC.account} with "
+              f"{', '.join(LYNC.roles)}")
+    found = [f"account {LYNC.account}: " + (f"roles missing: {', '.join(missing)}" if account and missing
+                                             else "all roles" if account else "missing")]
+    changes = []
+    if account is None:
+        changes.append(f"create the mail user {LYNC.account} (the application's linked account)")
+    changes += [f"assign the role {role} to {LYNC.account}" for role in missing]
+    thumbprint = known.chosen.certificate.thumbprint
+    if app is None:
+        found.append(f"no partner application for {url}")
+        changes.append(f"create partner application LyncEnterprise-<new id> from {url}, linked to {LYNC.account}, "
+                       "accepting SIDs")
+    else:
+        held = [thumbprint_of(_b64decode(c)) for c in app.certificates]
+        found.append(f"'{app.name}': {app.issuer}, {'enabled' if app.enabled else 'disabled'}, linked to "
+                     f"{app.linked_account or 'nobody'}, certificates {', '.join(short_thumbprint(t) for t in held) or 'none'}")
+        if app.issuer != known.issuer or (held and thumbprint not in held) or not held:
+            changes.append(f"read {url} again into '{app.name}' (-RefreshAuthMetadata)")
+        if not app.enabled or not account or not _same_account(app.linked_account, account) \
+                or not app.accept_security_identifier_information:
+            changes.append(f"enable '{app.name}', linked to {LYNC.account}, accepting SIDs")
+    return Check(found="; ".join(found), wanted=wanted, changes=changes,
+                 evidence={"application": app.name if app else None, "metadata_url": url},
+                 data=app.name if app else None)
+
+
+def _exchange_apply(ctx: Any, found: Check) -> list[str]:
+    known, ex = _facts(ctx), _exchange_server(ctx)
+    made = []
+    account = ex.user(LYNC.account)
+    if account is None:
+        account = ex.new_application_account(LYNC.account, _exchange_domain(ctx))
+        made.append(f"created the mail user {LYNC.account}")
+    for role in ex.missing_roles(account, LYNC.roles):
+        ex.assign_role(role, account)
+        made.append(f"assigned {role} to {LYNC.account}")
+    if found.data is None:
+        # Exchange's script names each application LyncEnterprise-<GUID>; a re-run finds it by its URL.
+        name = f"LyncEnterprise-{uuid.uuid4().hex}"
+        ex.new_partner_application(name, known.skype_metadata_url, linked_account=account,
+                                   accept_security_identifier_information=LYNC.accept_security_identifier_information)
+        return made + [f"created partner application {name} from {known.skype_metadata_url}"]
+    app = ex.partner_application_for(known.skype_metadata_url)
+    assert app is not None
+    if any(c.startswith("read ") for c in found.changes):
+        ex.refresh_partner_application(app.name)
+        made.append(f"read {known.skype_metadata_url} again into '{app.name}'")
+    if any(c.startswith("enable ") for c in found.changes):
+        ex.set_partner_application(app.name, enabled=True, linked_account=account,
+                                   accept_security_identifier_information=LYNC.accept_security_identifier_information)
+        made.append(f"enabled '{app.name}', linked to {LYNC.account}")
+    return made
+
+
+def _exchange_verify(ctx: Any, found: Check) -> Proof:
+    known, ex = _facts(ctx), _exchange_server(ctx)
+    app = ex.partner_application_for(known.skype_metadata_url)
+    account = ex.user(LYNC.account)
+    hint = (f"Check with Get-PartnerApplication and Get-ManagementRoleAssignment -RoleAssignee {LYNC.account} on "
+            f"{ctx.params.exchange}; remove a wrong application (Remove-PartnerApplication) and run again.")
+    if app is None or account is None:
+        return Proof(ok=False, text=f"no partner application for {known.skype_metadata_url}" if app is None
+                     else f"no account {LYNC.account}", hint=hint)
+    held = [thumbprint_of(_b64decode(c)) for c in app.certificates]
+    missing = ex.missing_roles(account, LYNC.roles)
+    problems = []
+    if app.issuer != known.issuer:
+        problems.append(f"it trusts {app.issuer}, the pool is {known.issuer}")
+    if known.chosen.certificate.thumbprint not in held:
+        problems.append("it does not hold the pool's OAuth certificate")
+    if not app.enabled:
+        problems.append("it is disabled")
+    if missing:
+        problems.append(f"{LYNC.account} lacks {', '.join(missing)}")
+    text = (f"'{app.name}': {app.issuer}, certificate {', '.join(short_thumbprint(t) for t in held) or 'none'}, "
+            f"linked to {app.linked_account}")
+    if not missing:
+        text += f"; {LYNC.account} holds {', '.join(LYNC.roles)}"
+    return Proof(ok=not problems, text="; ".join([text, *problems]), evidence={"application": app.name}, hint=hint)
+
+
+EXCHANGE_TRUSTS_SKYPE = step("exchange-partner-application",
+                             "Exchange trusts Skype: a partner application from the pool's metadata",
+                             check=_exchange_check, apply=_exchange_apply, verify=_exchange_verify)
+
+
+def _b64decode(value: str) -> bytes:
+    return base64.b64decode(value)
+
+
+# -- step 4: the proof ---------------------------------------------------------------------
+
+
+def _oauth_test_url(ctx: Any) -> str:
+    p = ctx.params
+    return p.skype_oauth_test_url or ctx.inventory.servers[p.front_ends[0]].web_url.rstrip("/") + SKYPE_OAUTH_TEST_PATH
+
+
+def _proof_lines(ctx: Any) -> tuple[bool, list[str], dict[str, Any]]:
+    storage = _pool(ctx).test_exchange_storage(ctx.params.test_sip_uri)
+    oauth = _exchange_server(ctx).test_oauth(_oauth_test_url(ctx))
+    lines = [f"Test-CsExStorageConnectivity {ctx.params.test_sip_uri}: {'passed' if storage.passed else 'failed'} — "
+             f"{storage.detail.splitlines()[-1] if storage.detail else ''}",
+             f"Test-OAuthConnectivity -TargetUri {_oauth_test_url(ctx)}: {oauth.result}"]
+    evidence = {"storage": {"passed": storage.passed, "detail": storage.detail},
+                "oauth": {"result": oauth.result, "detail": oauth.detail}}
+    return storage.passed and oauth.passed, lines, evidence
+
+
+def _proof_check(ctx: Any) -> Check:
+    if not _exchange(ctx):
+        return Check(found="Exchange is not a partner in this run", wanted="both tests pass",
+                     skip="Exchange is not a partner in this run")
+    wanted = "Skype → Exchange (Test-CsExStorageConnectivity) and Exchange → Skype (Test-OAuthConnectivity) pass"
+    if ctx.mode == "plan":
+        _, lines, evidence = _proof_lines(ctx)
+        return Check(found="\n".join(lines), wanted=wanted, evidence=evidence,
+                     skip="proved after the changes are applied; the lines above are how they stand now")
+    return Check(found="run once the trusts are in place", wanted=wanted)
+
+
+def _proof_verify(ctx: Any, found: Check) -> Proof:
+    ok, lines, evidence = _proof_lines(ctx)
+    return Proof(ok=ok, text="\n".join(lines), evidence=evidence,
+                 hint="Read the failing test's detail in the evidence: a 401 means the receiving side does not trust "
+                      "the sender yet (its partner application, its certificate); run the runbook again after fixing it.")
+
+
+PROOF = step("proof", "Proof: each side's OAuth call to the other succeeds", check=_proof_check, verify=_proof_verify)
+
+
 STEPS = [PREFLIGHT, OAUTH_CERTIFICATE, OAUTH_CONFIGURATION, SKYPE_TRUSTS_PARTNERS, SHAREPOINT_ISSUER,
-         SHAREPOINT_PERMISSION]
+         SHAREPOINT_PERMISSION, EXCHANGE_TRUSTS_SKYPE, PROOF]

@@ -32,6 +32,7 @@ from runbooklib.lab.estate import (
     probe_estate,
 )
 from runbooklib.lab.http import CONTROL_HEADER, CONTROL_PATH
+from runbooklib.lab.exchange.product import EXCHANGE
 from runbooklib.lab.oos.product import OOS
 from runbooklib.lab.skype.product import SKYPE
 from runbooklib.lab.pki import new_signing_certificate
@@ -70,7 +71,12 @@ def _connection_refused(port: int) -> bool:
 
 def test_inventory_loads_and_every_secret_file_it_names_is_private(estate):
     inventory = load_inventory(estate.inventory_path)
-    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts, *SKYPE.hosts]) and list(inventory.tenants) == [TENANT]
+    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts, *SKYPE.hosts, *EXCHANGE.hosts])
+    assert list(inventory.tenants) == [TENANT]
+    exchange = inventory.server("exchange")  # Exchange's own remote PowerShell, commands only
+    assert (exchange.role, exchange.configuration) == ("exchange", "Microsoft.Exchange")
+    assert exchange.winrm == f"https://127.0.0.1:{estate.ports['exchange']}/PowerShell"
+    assert exchange.web_url == f"https://127.0.0.1:{estate.ports['exchange']}"
     for name in OOS.hosts:  # each its own WinRM endpoint
         spec = inventory.server(name)
         assert spec.role == "oos" and spec.winrm == f"https://127.0.0.1:{estate.ports[name]}/wsman"

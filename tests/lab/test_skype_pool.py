@@ -163,3 +163,24 @@ def test_storage_connectivity_fails_until_exchange_is_configured(clean_estate, p
     assert not result.passed and "574" in result.detail and "Autodiscover" in result.detail
     with pytest.raises(RemoteError, match="sip:nobody@contoso.lab"):
         fe1._invoke("Test-CsExStorageConnectivity", {"SipUri": "sip:nobody@contoso.lab"})
+
+
+def test_storage_connectivity_is_refused_with_401_until_exchange_trusts_the_pool(clean_estate, pools):
+    from runbooklib.exchange import APPLICATION_TYPES, ExchangeServer
+
+    fe1 = pools["skype-fe1"]
+    exchange_url = clean_estate.server("exchange").url
+    fe1.assign_oauth_certificate(_oauth_thumbprint(fe1))
+    fe1.set_oauth_configuration(exchange_autodiscover_url=exchange_url + "/autodiscover/autodiscover.svc")
+    fe1.new_partner_application("microsoft.exchange", exchange_url + "/autodiscover/metadata/json/1")
+    refused = fe1.test_exchange_storage("sip:alice@contoso.lab")
+    assert not refused.passed and "HTTP status 401" in refused.detail
+
+    with RemoteConnections(load_inventory(clean_estate.inventory_path)) as conns:
+        exchange = ExchangeServer(conns.session("exchange"), name="exchange")
+        lync = APPLICATION_TYPES["Lync"]
+        account = exchange.new_application_account(lync.account, "contoso.lab")
+        exchange.new_partner_application("LyncEnterprise-lab", clean_estate.server("skype-fe2").url + "/metadata/json/1",
+                                         linked_account=account, accept_security_identifier_information=True)
+    assert fe1.test_exchange_storage("sip:alice@contoso.lab").passed
+    assert pools["skype-fe2"].test_exchange_storage("sip:alice@contoso.lab").passed  # the same certificate on fe2

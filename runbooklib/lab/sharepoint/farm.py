@@ -39,7 +39,7 @@ from .state import (
     new_sts_certificate,
 )
 from .templates import register_templates
-from .web import METADATA_PATH, REALM_DISCOVERY_PATH, ROOT_CERTIFICATE_PATH, FarmWeb
+from .web import METADATA_PATH, REALM_DISCOVERY_PATH, ROOT_CERTIFICATE_PATH, FarmWeb, public_hosts
 
 __all__ = [
     "AddinIssuerDefinition",
@@ -118,6 +118,11 @@ class SharePointFarm:
     @property
     def public_host(self) -> str:
         return self._get("public_host")
+
+    def public_names(self) -> set[str]:
+        """Every name the farm answers for (its web applications' and zones' hosts)."""
+        with self._store.view() as state:
+            return public_hosts(state)
 
     @property
     def name_identifier(self) -> str:

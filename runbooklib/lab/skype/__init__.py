@@ -13,10 +13,10 @@
 =====================  ==========================================================================
 
 Test-CsExStorageConnectivity calls Exchange Web Services at the host of the pool's
-ExchangeAutodiscoverUrl (``https://<host>/EWS/Exchange.asmx``, POST) with a Skype-signed outer
-token for the user (``smtp``/``sip`` claims) around an actor token
-``00000004-…@<pool realm>`` whose audience is ``00000002-…/<host>@<Exchange's realm>``; an
-answer other than 200 fails the test with the status Exchange gave.
+ExchangeAutodiscoverUrl (``https://<host>/EWS/Exchange.asmx``, POST) with a Skype-signed
+app-only actor token ``00000004-…@<pool realm>`` whose audience is
+``00000002-…/<host>@<Exchange's realm>`` (the realm its Exchange partner application read from
+Exchange's metadata); an answer other than 200 fails the test with the status Exchange gave.
 """
 
 from .server import SkypeFrontEnd

@@ -222,15 +222,16 @@ class FrontEnd:
                  "nbf": issued, "exp": issued + lifetime}
         return ".".join((_b64({"typ": "JWT", "alg": "none"}), _b64(outer), ""))
 
-    def judge(self, token: str) -> oracle.Accepted:
+    def judge(self, token: str, *, host: str | None = None) -> oracle.Accepted:
         """Accept a partner's token or raise :class:`oracle.Rejected`: its issuer must be an enabled
-        partner application (ApplicationIdentifier@Realm) whose metadata certificate signed it."""
+        partner application (ApplicationIdentifier@Realm) whose metadata certificate signed it, its
+        audience the pool (its FQDN, this front end's, or ``host`` — the name the request came to)."""
         claims = oracle.unverified_claims(token) if token else {}
         actor = claims.get("actortoken")
         iss = str((oracle.unverified_claims(actor) if isinstance(actor, str) else claims).get("iss") or "").lower()
         with self.store.view() as state:
             realm = self.realm(state)
-            hosts = {state["pool"]["fqdn"].lower(), self.machine(state)["fqdn"].lower()}
+            hosts = {state["pool"]["fqdn"].lower(), self.machine(state)["fqdn"].lower()} | ({host.lower()} if host else set())
             apps = [a for a in state["global"]["partner_applications"]
                     if f"{a['ApplicationIdentifier']}@{a['Realm']}".lower() == iss]
         app = next((a for a in apps if a["Enabled"]), None)
@@ -269,13 +270,13 @@ class FrontEnd:
         where = urlsplit(autodiscover)
         ews = f"{where.scheme}://{where.netloc}{T.EWS_PATH}"
         try:
-            token = self.s2s_token(principal=T.EXCHANGE_PRINCIPAL_ID, host=where.netloc, realm=exchange["Realm"],
-                                   user_smtp=user["smtp"])
+            # [U] app-only: the lab's Exchange resolves a user token's user by SID, which the pool does not know.
+            token = self.s2s_token(principal=T.EXCHANGE_PRINCIPAL_ID, host=where.netloc, realm=exchange["Realm"])
         except StorageFailed as exc:
             raise StorageFailed(T.storage_failed(str(exc))) from None
         status, said = self._post(ews, token, user["smtp"])
         lines = [f"Autodiscover: {autodiscover}", f"Exchange Web Services: {ews}",
-                 f"OAuth token issued by {T.SKYPE_PRINCIPAL_ID}@{self._realm()} for {user['smtp']}"]
+                 f"OAuth token issued by {T.SKYPE_PRINCIPAL_ID}@{self._realm()} (app-only) for {user['smtp']}"]
         if status != 200:
             raise StorageFailed(T.storage_failed(said))
         return [*lines, f"Item written to the Conversation History folder of {user['smtp']}.", T.STORAGE_PASSED]

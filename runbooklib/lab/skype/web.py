@@ -53,7 +53,7 @@ class FrontEndWeb:
         with self.fe.store.view() as state:
             realm = self.fe.realm(state)
         try:
-            accepted = self.fe.judge(bearer_token(request))
+            accepted = self.fe.judge(bearer_token(request), host=request.header("host"))
         except oracle.Rejected as exc:
             if exc.reason != "no_token":
                 log.info("%s: refused S2S token (%s): %s", self.fe.host, exc.reason, exc.detail)
