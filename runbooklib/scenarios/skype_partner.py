@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import base64
+import dataclasses
 import re
 import uuid
 from dataclasses import dataclass
@@ -319,10 +320,13 @@ def _preflight_check(ctx: Any) -> Check:
 
     try:
         chosen = known.chosen
-        cert = load_certificate(chosen.certificate.der)
+        cert = dataclasses.replace(load_certificate(chosen.certificate.der),
+                                   source=f"LocalMachine\\My on {p.front_ends[0]}")
         check_usable(cert)
     except CertificateError as exc:
-        return stop(exc.message, exc.hint or "Use another certificate. Nothing was changed.")
+        hint = (exc.hint or "use another certificate").rstrip(".")
+        return stop(exc.message, f"{hint[:1].upper()}{hint[1:]}, install it on every front end and run with its "
+                                 "thumbprint. Nothing was changed.")
     ours = chosen.certificate
     evidence["certificate"] = {"thumbprint": ours.thumbprint, "subject": ours.subject, "key_size": cert.key_size,
                                "not_after": cert.not_after.isoformat(), "origin": chosen.origin}
