@@ -21,8 +21,8 @@ from runbooklib.remote import RemoteConnections
 from runbooklib.sharepoint import ensure_sharepoint_shell
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = ("sp-a", "sp-b", "oos-1", "oos-2", "exchange", "contoso")
-WINRM_HOSTS = {"sp-a", "sp-b", "oos-1", "oos-2", "exchange"}  # every server but the tenant
+SERVERS = ("sp-a", "sp-b", "oos-1", "oos-2", "skype-fe1", "skype-fe2", "exchange", "contoso")
+WINRM_HOSTS = {"sp-a", "sp-b", "oos-1", "oos-2", "skype-fe1", "skype-fe2", "exchange"}  # every server but the tenant
 
 
 def lab(action: str, lab_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:

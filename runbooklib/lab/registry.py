@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from .exchange.product import EXCHANGE
 from .oos.product import OOS
+from .skype.product import SKYPE
 from .product import Product
 from .sharepoint.product import SHAREPOINT
 from .tenant.product import TENANT
 
 __all__ = ["PRODUCTS", "product_of"]
 
-PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, EXCHANGE, TENANT)
+PRODUCTS: tuple[Product, ...] = (SHAREPOINT, OOS, SKYPE, EXCHANGE, TENANT)
 
 
 def product_of(host: str) -> Product:

@@ -77,6 +77,11 @@ SCENARIOS: dict[str, ScenarioInfo] = {
             "runbooklib.scenarios.oos_trust",
         ),
         ScenarioInfo(
+            "skype-partner",
+            "Skype for Business Server ↔ Exchange and SharePoint (partner applications, on premises)",
+            "runbooklib.scenarios.skype_partner",
+        ),
+        ScenarioInfo(
             "farm-to-farm",
             "SharePoint Server farms ↔ their on-premises partners (farm-to-farm, Exchange, Skype; one-way S2S trusts)",
             "runbooklib.scenarios.farm_to_farm",

@@ -34,6 +34,7 @@ from runbooklib.lab.estate import (
 from runbooklib.lab.http import CONTROL_HEADER, CONTROL_PATH
 from runbooklib.lab.exchange.product import EXCHANGE
 from runbooklib.lab.oos.product import OOS
+from runbooklib.lab.skype.product import SKYPE
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.sharepoint import METADATA_PATH, ROOT_CERTIFICATE_PATH
 from runbooklib.metadata import discover_realm, fetch_metadata
@@ -70,7 +71,7 @@ def _connection_refused(port: int) -> bool:
 
 def test_inventory_loads_and_every_secret_file_it_names_is_private(estate):
     inventory = load_inventory(estate.inventory_path)
-    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts, *EXCHANGE.hosts])
+    assert sorted(inventory.servers) == sorted([*SHAREPOINT_FARMS, *OOS.hosts, *SKYPE.hosts, *EXCHANGE.hosts])
     assert list(inventory.tenants) == [TENANT]
     exchange = inventory.server("exchange")  # Exchange's own remote PowerShell, commands only
     assert (exchange.role, exchange.configuration) == ("exchange", "Microsoft.Exchange")
