@@ -234,7 +234,7 @@ class Run:
             result = self.engine.run(step)
         departed = self._departed.pop(result.id, None)
         if departed is not None:
-            result.plan = str(departed)
+            result.plan = f"departs from plan {departed.plan_run}: it said {departed.plan}"
         elif self.plan and result.status is not Status.FAILED:
             words, matches = compare_with_plan(result.status.value, result.intended, result.id, self.plan,
                                                self.minted_values)

@@ -364,6 +364,7 @@ class StepEngine:
             result.intended = list(check.changes)
             refusal = self.hold(result) if self.hold is not None and self.mode == "apply" else None
             if refusal is not None:
+                result.changes = []  # none made; ``intended`` keeps what it would have done
                 result.error, result.hint = refusal
                 return result
             if check.changes and self.mode == "plan":

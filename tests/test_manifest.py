@@ -11,7 +11,7 @@ from runbooklib.cli import main
 from runbooklib.record import read_notebook_scraps
 
 CONTRACT = {"scenario", "run_id", "status", "started", "finished", "user", "host", "ticket", "mode", "sha256",
-            "versions", "parameters", "warnings", "shells_opened", "plan_run_id"}
+            "versions", "parameters", "warnings", "shells_opened", "plan_run_id", "minted"}
 
 
 def _run_scrap(archive: Path) -> dict:

@@ -57,3 +57,14 @@ def test_readme_and_ci_use_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_data_file_of_the_package_is_declared_package_data():
+    """An installed runbook needs its script templates, signature tables and export template."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["runbooklib"]
+    package = ROOT / "runbooklib"
+    data = [p.relative_to(package) for p in package.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert any(p.parts[0] == "export_templates" for p in data)
+    undeclared = [str(p) for p in data if not any(p.match(pattern) for pattern in patterns)]
+    assert not undeclared, f"not in [tool.setuptools.package-data]: {undeclared}"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import scrapbook
-import yaml
 
 from conftest import ROOT, runbook
+from scenario_requests import requests_through
 
 pytestmark = pytest.mark.slow
 
@@ -73,29 +73,6 @@ def test_two_applies_at_once_on_one_farm_one_waits_and_neither_meets_a_product_e
     assert _history(archive)[-1]["changes"] == 0
 
 
-def _tenant_requests_through(lab, step_id: str) -> int:
-    """How many requests the tenant answers in an undisturbed apply up to the end of ``step_id``
-    (made in-process, as the notebook makes it); the lab is reset afterwards."""
-    from runbooklib.runner import start
-    from runbooklib.scenarios import SCENARIOS
-
-    info = SCENARIOS["sharepoint-hybrid"]
-    tenant = lab.server("contoso")
-    origin = tenant.requests
-    run = start("sharepoint-hybrid", mode="apply", inventory=lab.inventory_path,
-                params=yaml.safe_load(LAB_PARAMS.read_text()))
-    try:
-        for step in info.load().STEPS:
-            run.step(step)
-            if step.id == step_id:
-                return tenant.requests - origin
-        raise AssertionError(f"sharepoint-hybrid has no step {step_id}")
-    finally:
-        if run.status is None:
-            run.fail(RuntimeError("the test learned what it needed"))
-        lab.reset()
-
-
 def test_a_run_killed_after_its_first_change_is_filed_interrupted_and_a_rerun_converges(lab, tmp_path):
     archive = tmp_path / "records"
     keys_before = len(lab.tenant.key_credentials(SPO))
@@ -103,7 +80,8 @@ def test_a_run_killed_after_its_first_change_is_filed_interrupted_and_a_rerun_co
     # request (long enough for the kill to land there), so the kill never races the run's end.
     # By then papermill has saved the upload's cell, as it does before it starts the next one.
     tenant = lab.server("contoso")
-    tenant.faults.add("stall", seconds=_STALL_SECONDS, after=_tenant_requests_through(lab, "sts-certificate"))
+    upload_done = requests_through(lab, "contoso", "sharepoint-hybrid", LAB_PARAMS, "sts-certificate")
+    tenant.faults.add("stall", seconds=_STALL_SECONDS, after=upload_done)
     run = _spawn(lab, archive, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while tenant.faults.pending():

@@ -31,6 +31,15 @@ class KeyPair:
     certificate: x509.Certificate
     key: rsa.RSAPrivateKey
 
+    @classmethod
+    def from_pem(cls, cert_pem: str | bytes, key_pem: str | bytes) -> "KeyPair":
+        """The pair a state file keeps as PEM text (the key unencrypted: state files are 0600)."""
+        as_bytes = [v.encode() if isinstance(v, str) else v for v in (cert_pem, key_pem)]
+        key = serialization.load_pem_private_key(as_bytes[1], password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("a lab key pair holds an RSA key")
+        return cls(x509.load_pem_x509_certificate(as_bytes[0]), key)
+
     @property
     def cert_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)

@@ -92,6 +92,23 @@ class StateStore:
                 store.save()
         return store
 
+    @classmethod
+    def load_schema(cls, path: Path, initial: Callable[[], dict[str, Any]], *, schema: int, what: str) -> "StateStore":
+        """Load ``path`` holding one server's state at ``schema``: created from ``initial()`` (kept
+        as both the initial and the current state) when missing, refused at any other schema."""
+        def create() -> dict[str, Any]:
+            first = initial()
+            log.info("created %s state at %s", what, path)
+            return {"schema": schema, "initial": first, "current": copy.deepcopy(first)}
+
+        def upgrade(doc: dict[str, Any]) -> bool:
+            if doc.get("schema") != schema:
+                raise ValueError(f"{path}: unsupported lab state schema {doc.get('schema')!r}; "
+                                 "delete the lab directory or run `runbook lab reset`")
+            return False
+
+        return cls.load(Path(path), create, upgrade=upgrade)
+
     # ------------------------------------------------------------------ the lock
     @contextmanager
     def _locked(self) -> Iterator[None]:

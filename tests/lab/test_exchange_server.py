@@ -210,3 +210,23 @@ def test_ews_accepts_a_partner_token_only_with_the_certificate_its_metadata_publ
     refreshed = shell.run("Set-PartnerApplication", Identity="SharePointEnterprise-1", RefreshAuthMetadata=True)
     assert not refreshed.had_errors, _errors(refreshed)
     assert _ews(clean_estate, _farm_token_to_exchange(clean_estate, rolled))[0] == 200
+
+
+def test_an_auth_server_from_the_tenants_metadata_and_a_removal_that_must_be_confirmed(clean_estate, shell,
+                                                                                       lab_inventory):
+    acs = lab_inventory.tenants["contoso"].acs_metadata_url
+    created = shell.run("New-AuthServer", Name="WindowsAzureACS", AuthMetadataUrl=acs)
+    assert not created.had_errors, _errors(created)
+    [server] = shell.run("Get-AuthServer", Identity="WindowsAzureACS").rows
+    tenant_id = lab_inventory.tenants["contoso"].tenant_id
+    assert (server.IssuerIdentifier, server.Realm) == ("00000001-0000-0000-c000-000000000000", tenant_id.lower())
+
+    url = _trust_sp_a_on_exchange(clean_estate, shell)
+    refused = shell.run("Remove-PartnerApplication", Identity="SharePointEnterprise-1")
+    assert refused.had_errors and "does not support user interaction" in _errors(refused)[0]
+    ps = PowerShell(shell.pool)
+    ps.add_cmdlet("Remove-PartnerApplication").add_parameter("Identity", "SharePointEnterprise-1")
+    ps.add_parameter("Confirm", False)
+    ps.invoke()
+    assert not ps.had_errors, ps.streams.error
+    assert not [a for a in shell.run("Get-PartnerApplication").rows if a.AuthMetadataUrl == url]

@@ -10,14 +10,11 @@ judgement of the tokens partners send it. The cmdlets (:mod:`.cmdlets`) and the 
 from __future__ import annotations
 
 import base64
-import json
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
@@ -30,6 +27,7 @@ from ..metadata_download import (
 )
 from ..pki import KeyPair
 from ..s2s import oracle
+from ..s2s.minting import mint
 from . import texts as T
 from .state import ExchangeStore, key_pair_of, utc_text
 
@@ -126,18 +124,7 @@ class Organization:
         with self.store.view() as state:
             own = self.issuer(state)
             pair = key_pair_of(state["auth_config"]["current"])
-        issued = int(time.time() if now is None else now)
-        actor_claims: dict[str, Any] = {"aud": audience, "iss": own, "nameid": own, "nbf": issued,
-                                        "exp": issued + lifetime}
-        if user_sid is not None:
-            actor_claims["trustedfordelegation"] = "true"
-        actor = jwt.encode(actor_claims, pair.key_pem, algorithm="RS256",
-                           headers={"typ": "JWT", "x5t": oracle.certificate_x5t(pair.certificate)})
-        if user_sid is None:
-            return actor
-        outer = {"aud": audience, "iss": own, "nameid": user_sid.lower(), "nii": "urn:office:idp:activedirectory",
-                 "actortoken": actor, "nbf": issued, "exp": issued + lifetime}
-        return f"{_b64({'typ': 'JWT', 'alg': 'none'})}.{_b64(outer)}."
+        return mint(pair, aud=audience, iss=own, nameid=own, user=user_sid, lifetime=lifetime, now=now)
 
     # --- tokens partners send ----------------------------------------------------------------
     def judge(self, token: str, *, host: str | None = None) -> oracle.Accepted:
@@ -177,6 +164,3 @@ class Organization:
     def touch(entry: dict[str, Any]) -> None:
         entry["changed"] = utc_text()
 
-
-def _b64(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()

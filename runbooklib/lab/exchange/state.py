@@ -11,17 +11,11 @@ partner application with its linked account and roles.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..pki import KeyPair, new_signing_certificate
 from ..store import StateStore
@@ -29,7 +23,6 @@ from . import texts as T
 
 __all__ = ["ExchangeDefinition", "ExchangeStore", "initial_state", "key_pair_of", "new_user", "utc_text"]
 
-log = logging.getLogger(__name__)
 
 SCHEMA = 1
 
@@ -60,10 +53,7 @@ def _pair_to_state(pair: KeyPair) -> dict[str, str]:
 
 def key_pair_of(entry: dict[str, str]) -> KeyPair:
     """The certificate and key a state entry holds."""
-    cert = x509.load_pem_x509_certificate(entry["cert_pem"].encode())
-    key = serialization.load_pem_private_key(entry["key_pem"].encode(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return KeyPair(cert, key)
+    return KeyPair.from_pem(entry["cert_pem"], entry["key_pem"])
 
 
 def new_user(definition_domain: str, name: str, *, recipient_type: str, external_email: str | None = None) -> dict[str, Any]:
@@ -124,17 +114,6 @@ class ExchangeStore(StateStore):
 
     @classmethod
     def open(cls, path: Path, definition: ExchangeDefinition) -> "ExchangeStore":
-        def create() -> dict[str, Any]:
-            first = initial_state(definition)
-            log.info("created Exchange organization state at %s", path)
-            return {"schema": SCHEMA, "initial": first, "current": copy.deepcopy(first)}
-
-        def upgrade(doc: dict[str, Any]) -> bool:
-            if doc.get("schema") != SCHEMA:
-                raise ValueError(f"{path}: unsupported lab state schema {doc.get('schema')!r}; "
-                                 "delete the lab directory or run `runbook lab reset`")
-            return False
-
-        store = cls.load(Path(path), create, upgrade=upgrade)
+        store = cls.load_schema(Path(path), lambda: initial_state(definition), schema=SCHEMA, what="Exchange organization")
         assert isinstance(store, ExchangeStore)
         return store

@@ -9,9 +9,7 @@ to, and when IIS last started. Every server of the farm opens the same document.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +19,6 @@ from . import texts as T
 
 __all__ = ["OosFarmDefinition", "OosMachineDefinition", "OosStore", "initial_state", "utc_text"]
 
-log = logging.getLogger(__name__)
 
 SCHEMA = 1
 KeyProvider = Literal["cng", "csp"]
@@ -92,17 +89,6 @@ class OosStore(StateStore):
 
     @classmethod
     def open(cls, path: Path, definition: OosFarmDefinition) -> "OosStore":
-        def create() -> dict[str, Any]:
-            first = initial_state(definition)
-            log.info("created Office Online Server farm state at %s", path)
-            return {"schema": SCHEMA, "initial": first, "current": copy.deepcopy(first)}
-
-        def upgrade(doc: dict[str, Any]) -> bool:
-            if doc.get("schema") != SCHEMA:
-                raise ValueError(f"{path}: unsupported lab state schema {doc.get('schema')!r}; "
-                                 "delete the lab directory or run `runbook lab reset`")
-            return False
-
-        store = cls.load(Path(path), create, upgrade=upgrade)
+        store = cls.load_schema(Path(path), lambda: initial_state(definition), schema=SCHEMA, what="Office Online Server farm")
         assert isinstance(store, OosStore)
         return store

@@ -8,21 +8,16 @@ farm, signed with its STS key; :func:`call_site` calls a site with either and
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import ssl
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-import jwt
-
-from ..pki import KeyPair
-from ..s2s import oracle as s2s_oracle
+from ..s2s.minting import mint
 from . import texts as T
 from .farm import SharePointFarm
 from .state import AddinIssuerDefinition, FarmDefinition
@@ -30,7 +25,6 @@ from .web import CLIENT_SVC_PATH
 
 __all__ = ["SiteAnswer", "addin_token", "call_site", "discover_realm", "farm_token"]
 
-_NII_ACTIVE_DIRECTORY = "urn:office:idp:activedirectory"
 _REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
 _DIAG_REASON = re.compile(r'reason="([^"]*)"')
 
@@ -66,10 +60,6 @@ def _addin_definition(farm: SharePointFarm, addin: str | AddinIssuerDefinition) 
     raise KeyError(f"farm {farm.name} seeds no add-in named {addin!r}; pass its AddinIssuerDefinition")
 
 
-def _b64(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
-
-
 def addin_token(farm: SharePointFarm, addin: str | AddinIssuerDefinition, *, site_url: str,
                 web_url: str | None = None, ca_bundle: Path | str | None = None, realm: str | None = None,
                 user: str | None = None, lifetime: int = 3600, now: float | None = None) -> str:
@@ -86,7 +76,7 @@ def addin_token(farm: SharePointFarm, addin: str | AddinIssuerDefinition, *, sit
     """
     definition = _addin_definition(farm, addin)
     realm, aud = _audience(site_url, web_url=web_url, ca_bundle=ca_bundle, realm=realm)
-    return _mint(farm.addin_key_pair(definition.name), aud=aud, iss=f"{definition.issuer_id.lower()}@{realm}",
+    return mint(farm.addin_key_pair(definition.name), aud=aud, iss=f"{definition.issuer_id.lower()}@{realm}",
                  nameid=f"{definition.client_id.lower()}@{realm}", user=user, lifetime=lifetime, now=now)
 
 
@@ -102,7 +92,7 @@ def farm_token(farm: SharePointFarm, *, site_url: str, web_url: str | None = Non
     """
     _, aud = _audience(site_url, web_url=web_url, ca_bundle=ca_bundle, realm=realm)
     own = farm.name_identifier.lower()
-    return _mint(farm.sts_key_pair(), aud=aud, iss=own, nameid=own, user=user, lifetime=lifetime, now=now)
+    return mint(farm.sts_key_pair(), aud=aud, iss=own, nameid=own, user=user, lifetime=lifetime, now=now)
 
 
 def _audience(site_url: str, *, web_url: str | None, ca_bundle: Path | str | None,
@@ -118,22 +108,6 @@ def _audience(site_url: str, *, web_url: str | None, ca_bundle: Path | str | Non
     if public.port and public.port != {"https": 443, "http": 80}.get(public.scheme):
         host = f"{host}:{public.port}"
     return realm, f"{T.SHAREPOINT_PRINCIPAL_ID}/{host}@{realm}"
-
-
-def _mint(pair: KeyPair, *, aud: str, iss: str, nameid: str, user: str | None, lifetime: int,
-          now: float | None) -> str:
-    """An actor token signed with ``pair`` (app-only), or an outer token for ``user`` around one."""
-    issued = int(time.time() if now is None else now)
-    actor_claims: dict[str, Any] = {"aud": aud, "iss": iss, "nameid": nameid, "nbf": issued, "exp": issued + lifetime}
-    if user is not None:
-        actor_claims["trustedfordelegation"] = "true"
-    actor = jwt.encode(actor_claims, pair.key_pem, algorithm="RS256",
-                       headers={"typ": "JWT", "x5t": s2s_oracle.certificate_x5t(pair.certificate)})
-    if user is None:
-        return actor
-    outer = {"aud": aud, "iss": nameid, "nameid": user.lower(), "nii": _NII_ACTIVE_DIRECTORY,
-             "actortoken": actor, "nbf": issued, "exp": issued + lifetime}
-    return f"{_b64({'typ': 'JWT', 'alg': 'none'})}.{_b64(outer)}."
 
 
 class SiteAnswer(NamedTuple):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -243,10 +243,7 @@ def _pair_to_state(pair: KeyPair) -> dict[str, str]:
 
 
 def key_pair_from_state(entry: dict[str, str]) -> KeyPair:
-    cert = x509.load_pem_x509_certificate(entry["cert_pem"].encode())
-    key = serialization.load_pem_private_key(entry["key_pem"].encode(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return KeyPair(cert, key)
+    return KeyPair.from_pem(entry["cert_pem"], entry["key_pem"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Tests in a real browser (JupyterLab through Chromium); see harness.py."""
