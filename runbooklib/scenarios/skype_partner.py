@@ -650,7 +650,7 @@ def _exchange_check(ctx: Any) -> Check:
     thumbprint = known.chosen.certificate.thumbprint
     if app is None:
         found.append(f"no partner application for {url}")
-        changes.append(f"create partner application LyncEnterprise-<new id> from {url}, linked to {LYNC.account}, "
+        changes.append(f"create partner application LyncEnterprise-<id> from {url}, linked to {LYNC.account}, "
                        "accepting SIDs")
     else:
         held = [thumbprint_of(_b64decode(c)) for c in app.certificates]
@@ -677,8 +677,9 @@ def _exchange_apply(ctx: Any, found: Check) -> list[str]:
         ex.assign_role(role, account)
         made.append(f"assigned {role} to {LYNC.account}")
     if found.data is None:
-        # Exchange's script names each application LyncEnterprise-<GUID>; a re-run finds it by its URL.
-        name = f"LyncEnterprise-{uuid.uuid4().hex}"
+        # Exchange's script names each application LyncEnterprise-<new GUID>; this GUID follows from the
+        # metadata URL, so a run that failed after creating it and its re-run agree on the name.
+        name = f"LyncEnterprise-{uuid.uuid5(uuid.NAMESPACE_URL, known.skype_metadata_url.lower()).hex}"
         ex.new_partner_application(name, known.skype_metadata_url, linked_account=account,
                                    accept_security_identifier_information=LYNC.accept_security_identifier_information)
         return made + [f"created partner application {name} from {known.skype_metadata_url}"]

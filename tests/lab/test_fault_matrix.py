@@ -33,6 +33,8 @@ pytestmark = pytest.mark.slow
 
 CASES = [(name, step.id) for name, info in SCENARIOS.items() for step in info.load().STEPS]
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Security identifiers a product mints for an account it creates (an application's mail user).
+_SID = re.compile(r"S-1-5-21(?:-\d+){4}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
 # What a run mints besides ids: certificates and keys (PEM, base64 DER) and their thumbprints — a
 # scenario that makes a self-signed certificate makes a new one on every undisturbed run too.
@@ -56,7 +58,8 @@ def _state(lab, initial_ids: set[str]) -> dict[str, Any]:
     found = {}
     for path in sorted(lab.state_dir.rglob("*.json")):
         text = _TIME.sub("<time>", path.read_text(encoding="utf-8"))
-        text = _UUID.sub(lambda m: m.group(0).lower() if m.group(0).lower() in initial_ids else "<new id>", text)
+        for minted in (_UUID, _SID):
+            text = minted.sub(lambda m: m.group(0).lower() if m.group(0).lower() in initial_ids else "<new id>", text)
         text = _MATERIAL.sub(lambda m: m.group(0) if m.group(0).lower() in initial_ids else "<new material>", text)
         found[str(path.relative_to(lab.state_dir))] = json.loads(text)
     return found
@@ -64,7 +67,7 @@ def _state(lab, initial_ids: set[str]) -> dict[str, Any]:
 
 def _initial_ids(lab) -> set[str]:
     texts = [path.read_text(encoding="utf-8") for path in lab.state_dir.rglob("*.json")]
-    return {m.group(0).lower() for text in texts for pattern in (_UUID, _MATERIAL) for m in pattern.finditer(text)}
+    return {m.group(0).lower() for text in texts for pattern in (_UUID, _SID, _MATERIAL) for m in pattern.finditer(text)}
 
 
 def _apply(lab, scenario: str, *, per_step: dict | None = None):

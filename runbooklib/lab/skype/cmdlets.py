@@ -25,7 +25,7 @@ from ..metadata_download import FetchFailed, fetch_json, signing_certificates
 from ..powershell import binding_error, enum_value, missing_mandatory, signature_cmdlet, throw
 from ..winrm.api import CommandTable, ErrorSpec, Invocation, PSObj, TerminatingError
 from . import texts as T
-from .frontend import FrontEnd, PartnerMetadata, StorageFailed, UnknownIdentity
+from .frontend import FrontEnd, PartnerMetadata, StorageFailed, UnknownIdentity, dns_names
 
 __all__ = ["CMDLETS", "Cmdlet", "register_cmdlets"]
 
@@ -79,15 +79,10 @@ def _certificate_obj(fe: FrontEnd, state: dict[str, Any], use: str, thumbprint: 
                              if updated else None, "SourceScope": scope}
     if entry is not None:  # [U] what a front end shows for a global certificate it does not hold
         cert = x509.load_pem_x509_certificate(entry["cert_pem"].encode())
-        try:
-            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-                x509.DNSName)
-        except x509.ExtensionNotFound:
-            names = []
         props.update(Subject=cert.subject.rfc4514_string().replace(",", ", "),
                      Issuer=cert.issuer.rfc4514_string().replace(",", ", "),
                      NotBefore=cert.not_valid_before_utc, NotAfter=cert.not_valid_after_utc,
-                     SerialNumber=format(cert.serial_number, "X"), AlternativeNames=list(names))
+                     SerialNumber=format(cert.serial_number, "X"), AlternativeNames=dns_names(cert))
     return PSObj(list(T.T_CERTIFICATE), props, thumbprint)
 
 
@@ -236,13 +231,29 @@ def new_partner_application(fe: FrontEnd, inv: Invocation) -> None:
     inv.write_output(_partner_obj(app))
 
 
-def get_partner_application(fe: FrontEnd, inv: Invocation) -> None:
+def _get_global(fe: FrontEnd, inv: Invocation, collection: str, to_object: Callable[[dict[str, Any]], PSObj]) -> None:
+    """``Get-Cs*``: every object, or the one ``-Identity`` names — nothing at all for an unknown one [C]."""
     with fe.store.view() as state:
-        apps = [dict(a) for a in state["global"]["partner_applications"]]
+        found = [dict(o) for o in state["global"][collection]]
     if inv.has("Identity"):
-        apps = [a for a in apps if a["Identity"].lower() == _identity(inv.param("Identity")).lower()]
-    for app in apps:
-        inv.write_output(_partner_obj(app))
+        found = [o for o in found if o["Identity"].lower() == _identity(inv.param("Identity")).lower()]
+    for obj in found:
+        inv.write_output(to_object(obj))
+
+
+def _remove_global(fe: FrontEnd, inv: Invocation, collection: str) -> None:
+    """``Remove-Cs*``: the object ``-Identity`` names, or an error."""
+    identity = _identity(inv.param("Identity"))
+    with fe.store.change() as state:
+        objects = state["global"][collection]
+        found = _find(objects, identity)
+        if found is None:
+            raise _error(T.not_found(identity), "ItemNotFound", "ObjectNotFound", identity)
+        objects.remove(found)
+
+
+def get_partner_application(fe: FrontEnd, inv: Invocation) -> None:
+    _get_global(fe, inv, "partner_applications", _partner_obj)
 
 
 def set_partner_application(fe: FrontEnd, inv: Invocation) -> None:
@@ -265,13 +276,7 @@ def set_partner_application(fe: FrontEnd, inv: Invocation) -> None:
 
 
 def remove_partner_application(fe: FrontEnd, inv: Invocation) -> None:
-    identity = _identity(inv.param("Identity"))
-    with fe.store.change() as state:
-        apps = state["global"]["partner_applications"]
-        app = _find(apps, identity)
-        if app is None:
-            raise _error(T.not_found(identity), "ItemNotFound", "ObjectNotFound", identity)
-        apps.remove(app)
+    _remove_global(fe, inv, "partner_applications")
 
 
 # ---------------------------------------------------------------------------------- OAuth servers
@@ -308,22 +313,11 @@ def new_oauth_server(fe: FrontEnd, inv: Invocation) -> None:
 
 
 def get_oauth_server(fe: FrontEnd, inv: Invocation) -> None:
-    with fe.store.view() as state:
-        servers = [dict(s) for s in state["global"]["oauth_servers"]]
-    if inv.has("Identity"):
-        servers = [s for s in servers if s["Identity"].lower() == _identity(inv.param("Identity")).lower()]
-    for server in servers:
-        inv.write_output(_server_obj(server))
+    _get_global(fe, inv, "oauth_servers", _server_obj)
 
 
 def remove_oauth_server(fe: FrontEnd, inv: Invocation) -> None:
-    identity = _identity(inv.param("Identity"))
-    with fe.store.change() as state:
-        servers = state["global"]["oauth_servers"]
-        server = _find(servers, identity)
-        if server is None:
-            raise _error(T.not_found(identity), "ItemNotFound", "ObjectNotFound", identity)
-        servers.remove(server)
+    _remove_global(fe, inv, "oauth_servers")
 
 
 # ---------------------------------------------------------------------------------- Exchange storage

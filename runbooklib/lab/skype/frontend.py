@@ -33,7 +33,7 @@ from ..s2s import oracle
 from . import texts as T
 from .state import SkypeStore, utc_text
 
-__all__ = ["FrontEnd", "PartnerMetadata", "StorageFailed", "UnknownIdentity"]
+__all__ = ["FrontEnd", "PartnerMetadata", "StorageFailed", "UnknownIdentity", "dns_names"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,15 @@ class PartnerMetadata:
     application_identifier: str
     realm: str
     certificates_pem: tuple[str, ...]
+
+
+def dns_names(cert: x509.Certificate) -> list[str]:
+    """The certificate's Subject Alternative Names (DNS), as Windows lists them in DnsNameList."""
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                    .get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        return []
 
 
 def _now() -> dt.datetime:

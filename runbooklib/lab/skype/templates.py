@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from ..powershell import throw
 from ..winrm.api import CommandTable, Invocation, ParamSpec, PSObj, load_source, source_loaded
 from . import texts as T
-from .frontend import FrontEnd
+from .frontend import FrontEnd, dns_names
 
 __all__ = ["LOAD_TEMPLATE", "TEMPLATES", "TEMPLATE_PARAMETERS", "register_templates"]
 
@@ -54,17 +54,12 @@ def get_certificates(fe: FrontEnd, inv: Invocation) -> None:
         entries = [dict(c) for c in fe.machine(state)["store"]]
     for entry in entries:
         cert = x509.load_pem_x509_certificate(entry["cert_pem"].encode())
-        try:
-            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-                x509.DNSName)
-        except x509.ExtensionNotFound:
-            names = []
         inv.write_output(_custom({
             "Thumbprint": entry["thumbprint"], "Subject": _dotnet_name(cert.subject),
             "Issuer": _dotnet_name(cert.issuer), "FriendlyName": entry["friendly_name"],
             "NotBefore": cert.not_valid_before_utc, "NotAfter": cert.not_valid_after_utc,
             "HasPrivateKey": bool(entry.get("key_pem")), "KeySize": cert.public_key().key_size,
-            "DnsNames": list(names), "RawData": cert.public_bytes(serialization.Encoding.DER)}))
+            "DnsNames": dns_names(cert), "RawData": cert.public_bytes(serialization.Encoding.DER)}))
 
 
 # Template name → its handler (parameters: :data:`TEMPLATE_PARAMETERS`).
