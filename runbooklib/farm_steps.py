@@ -7,13 +7,13 @@ Each factory takes the farm it acts on, and the values it sets, as functions of 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from .certs import short_thumbprint
 from .metadata import S2SMetadata, same_metadata_uri
 from .sharepoint import AppPrincipal, Farm
 from .sharepoint_trust import RealmImpact, acs_issuer_name, acs_trust, realm_impact
-from .steps import Check, Proof, Step, step
+from .steps import Check, FromRun, Proof, Step, step
 
 __all__ = [
     "acs_trust_step",
@@ -25,9 +25,9 @@ __all__ = [
     "realm_step",
 ]
 
-FarmOf = Callable[[Any], Farm]
-ValueOf = Callable[[Any], str]
-MetadataOf = Callable[[Any], S2SMetadata]
+FarmOf = FromRun[Farm]
+ValueOf = FromRun[str]
+MetadataOf = FromRun[S2SMetadata]
 
 
 def oauth_over_http_step(step_id: str, title: str, *, farm: FarmOf, web_application: ValueOf) -> Step:

@@ -10,11 +10,12 @@ the run, so Office Online Server, Workflow Manager or another farm can use the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .certs import LoadedCertificate, short_thumbprint
 from .sharepoint import AppPrincipal, Farm, TrustedIssuer
-from .steps import Check, Proof, Step, step
+from .farm_steps import FarmOf, ValueOf
+from .steps import Check, FromRun, Proof, Step, step
 
 __all__ = [
     "IssuerWanted",
@@ -24,9 +25,7 @@ __all__ = [
     "root_authority_step",
 ]
 
-FarmOf = Callable[[Any], Farm]
-ValueOf = Callable[[Any], str]
-CertificateOf = Callable[[Any], LoadedCertificate]
+CertificateOf = FromRun[LoadedCertificate]
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class IssuerWanted:
     registered_issuer_name: str
 
 
-IssuersOf = Callable[[Any], list[IssuerWanted]]
+IssuersOf = FromRun[list[IssuerWanted]]
 
 
 def _registered(issuers: list[TrustedIssuer], wanted: IssuerWanted) -> TrustedIssuer | None:
@@ -177,7 +176,7 @@ def _words(rights: dict[str, str]) -> str:
 
 
 def root_authority_step(step_id: str, title: str, *, farm: FarmOf, name: ValueOf, certificate: CertificateOf,
-                        needed: Callable[[Any], bool], skip_reason: str) -> Step:
+                        needed: FromRun[bool], skip_reason: str) -> Step:
     """A step that makes ``farm`` trust ``certificate`` as a root authority, when ``needed(ctx)``."""
 
     def check(ctx: Any) -> Check:

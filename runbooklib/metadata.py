@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from .errors import MetadataError
+from .principal_names import split_principal_name
 
 __all__ = [
     "BearerChallenge",
@@ -108,8 +109,8 @@ def parse_metadata(document: bytes | str | dict[str, Any], *, url: str = "the me
     if not isinstance(issuer, str) or not issuer.strip():
         raise MetadataError(f"The metadata document at {url} has no issuer.", hint=hint)
     issuer = issuer.strip()
-    principal_id, at, realm = issuer.partition("@")
-    if not at:
+    principal_id, realm = split_principal_name(issuer)
+    if not realm:
         explicit = _ci(document, "realm")
         if not isinstance(explicit, str) or not explicit:
             raise MetadataError(f"The issuer {issuer!r} in {url} has no realm (expected <id>@<realm>).", hint=hint)

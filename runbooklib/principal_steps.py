@@ -8,15 +8,15 @@ principals — the hybrid trust uploads the farm's STS key with it, certificate 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from .certs import LoadedCertificate, short_thumbprint
 from .graph import Principal, certificate_key, expired_keys, wildcard_spn
-from .steps import Check, Proof, Step, step
+from .steps import Check, FromRun, Proof, Step, step
 
 __all__ = ["expired_keys_step", "key_upload_step", "spn_step"]
 
-PrincipalOf = Callable[[Any], Principal]
+PrincipalOf = FromRun[Principal]
 
 
 def _describe_certificate(cert: LoadedCertificate) -> str:
@@ -24,7 +24,7 @@ def _describe_certificate(cert: LoadedCertificate) -> str:
 
 
 def key_upload_step(step_id: str, title: str, *, principal: PrincipalOf,
-                    certificate: Callable[[Any], LoadedCertificate], display_name: Callable[[Any], str]) -> Step:
+                    certificate: FromRun[LoadedCertificate], display_name: FromRun[str]) -> Step:
     """A step that makes ``principal`` trust ``certificate`` as a key, keeping every other key."""
 
     def check(ctx: Any) -> Check:
@@ -97,7 +97,7 @@ def expired_keys_step(step_id: str, title: str, *, principal: PrincipalOf,
     return step(step_id, title, check=check, apply=apply, verify=verify)
 
 
-def spn_step(step_id: str, title: str, *, principal: PrincipalOf, root_domain: Callable[[Any], str]) -> Step:
+def spn_step(step_id: str, title: str, *, principal: PrincipalOf, root_domain: FromRun[str]) -> Step:
     """A step that gives ``principal`` the wildcard SPN ``<appId>/*.<root domain>``."""
 
     def check(ctx: Any) -> Check:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RemoteError, TrustError
+from .principal_names import split_principal_name
 from .product import LoadedShell, ProductClient, ShellCondition, ShellLoader, as_bool, as_text
 
 __all__ = [
@@ -127,11 +128,11 @@ class TrustedIssuer:
 
     @property
     def realm(self) -> str:
-        return self.registered_issuer_name.rpartition("@")[2].lower()
+        return split_principal_name(self.registered_issuer_name, lower=True).realm
 
     @property
     def issuer_id(self) -> str:
-        return self.registered_issuer_name.rpartition("@")[0].lower()
+        return split_principal_name(self.registered_issuer_name, lower=True).id
 
     @property
     def certificate_based(self) -> bool:
@@ -165,11 +166,11 @@ class AppPrincipal:
 
     @property
     def realm(self) -> str:
-        return self.name_identifier.rpartition("@")[2].lower()
+        return split_principal_name(self.name_identifier, lower=True).realm
 
     @property
     def client_id(self) -> str:
-        return self.name_identifier.rpartition("@")[0].lower()
+        return split_principal_name(self.name_identifier, lower=True).id
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ import html
 import logging
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol, TypeVar
 
 from .errors import RunbookError, StepFailed
 
 __all__ = [
     "Check",
     "Context",
+    "FromRun",
     "Mode",
     "Proof",
     "Status",
@@ -36,6 +37,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Mode = Literal["apply", "plan"]
+T = TypeVar("T")
+#: What a step factory takes for each thing it acts on or sets: a function of the run, read when
+#: the step runs, so one factory serves several farms, servers or principals.
+FromRun = Callable[[Any], T]
 #: Asked with a checked step's result before apply: None to go on, or (error, hint) to stop it.
 Hold = Callable[["StepResult"], "tuple[str, str] | None"]
 

@@ -42,6 +42,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ...principal_names import split_principal_name
+
 __all__ = [
     "LEEWAY",
     "Accepted",
@@ -104,10 +106,10 @@ def certificate_x5t(certificate: x509.Certificate) -> str:
 
 def parse_audience(aud: object) -> Audience | None:
     """``<principal>/<host>@<realm>`` → its parts, or None when ``aud`` has another shape."""
-    if not isinstance(aud, str) or "/" not in aud or "@" not in aud:
+    if not isinstance(aud, str) or "/" not in aud:
         return None
     principal, _, rest = aud.partition("/")
-    host, _, realm = rest.rpartition("@")
+    host, realm = split_principal_name(rest)
     if not principal or not host or not realm:
         return None
     return Audience(principal.lower(), host.lower(), realm.lower())

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from cryptography import x509
 
+from ...principal_names import split_principal_name
 from ..metadata_download import FetchFailed
 from ..powershell import not_empty, throw, validate_set
 from ..winrm.api import (
@@ -343,7 +344,7 @@ def move_issuer_to_realm(ops: FarmOperations, inv: Invocation) -> None:
     registered = issuer["registered_issuer_name"]
     if "@" not in registered:
         raise throw(T.issuer_name_without_realm(issuer["name"], registered))
-    wanted = f"{registered.split('@', 1)[0]}@{realm}"
+    wanted = f"{split_principal_name(registered).id}@{realm}"
     changed = registered.lower() != wanted.lower()  # PowerShell's -ne ignores case
     if changed:
         # Set-SPTrustedSecurityTokenIssuer -Identity $issuer -Certificate $issuer.SigningCertificate

@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, NoReturn, Protocol
 from urllib.parse import urlsplit
 
+from ...principal_names import split_principal_name
 from ..http import LabServer, Request, Response
 from ..s2s import oracle as s2s_oracle
 from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics
@@ -347,7 +348,7 @@ def _judge_partner(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verd
 def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
     """A certificate-based issuer: a provider-hosted (high-trust) add-in."""
     accepted = _verify(token, issuer, farm)
-    issuer_id, _, issuer_realm = issuer["registered_issuer_name"].lower().partition("@")
+    issuer_id, issuer_realm = split_principal_name(issuer["registered_issuer_name"], lower=True)
     if issuer_realm != farm.realm:
         raise s2s_oracle.Rejected(
             "realm_mismatch",
@@ -355,7 +356,7 @@ def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdic
             f"{issuer_realm}; this farm's realm is {farm.realm} (KB 4010011): re-register it as "
             f"{issuer_id}@{farm.realm}.",
         )
-    client_id, _, nameid_realm = accepted.nameid.partition("@")
+    client_id, nameid_realm = split_principal_name(accepted.nameid)
     if nameid_realm != farm.realm:
         raise s2s_oracle.Rejected(
             "realm_mismatch",
@@ -386,7 +387,7 @@ def _judge_fixed_realm(token: str, issuer: dict[str, Any], farm: _FarmView) -> _
 
 def _refuse_unknown_issuer(token: str, iss: str, farm: _FarmView) -> NoReturn:
     """Refuse a token whose ``iss`` is no registered issuer, naming the likeliest cause."""
-    issuer_id, _, iss_realm = iss.partition("@")
+    issuer_id, iss_realm = split_principal_name(iss)
     if issuer_id == T.ACS_PRINCIPAL_ID or not issuer_id:
         brokers = [i["registered_issuer_name"] for i in farm.issuers if not i["is_self_issuer"]]
         raise s2s_oracle.Rejected(
@@ -396,7 +397,7 @@ def _refuse_unknown_issuer(token: str, iss: str, farm: _FarmView) -> NoReturn:
         )
     # The same issuer id registered under another realm: the add-in and the farm disagree on the realm.
     known = next((i for i in farm.issuers if not i["metadata_endpoint"]
-                  and i["registered_issuer_name"].lower().partition("@")[0] == issuer_id), None)
+                  and split_principal_name(i["registered_issuer_name"], lower=True).id == issuer_id), None)
     if known is None:
         raise s2s_oracle.Rejected("unknown_issuer",
                                   f"The issuer {iss} is not a trusted security token issuer of this farm.")
