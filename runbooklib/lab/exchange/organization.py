@@ -18,7 +18,7 @@ from typing import Any, Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ...principal_names import split_principal_name
+from ..s2s.names import split_principal_name
 from ..metadata_download import (
     WEB_CONNECT_FAILED,
     FetchFailed,

@@ -42,7 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ...principal_names import split_principal_name
+from .names import split_principal_name
 
 __all__ = [
     "LEEWAY",

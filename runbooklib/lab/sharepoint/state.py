@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ...principal_names import split_principal_name
+from ..s2s.names import split_principal_name
 from ..pki import KeyPair, new_signing_certificate
 from ..store import StateStore
 from . import texts as T

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from cryptography import x509
 
-from ...principal_names import split_principal_name
+from ..s2s.names import split_principal_name
 from ..metadata_download import FetchFailed
 from ..powershell import not_empty, throw, validate_set
 from ..winrm.api import (

@@ -68,7 +68,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, NoReturn, Protocol
 from urllib.parse import urlsplit
 
-from ...principal_names import split_principal_name
+from ..s2s.names import split_principal_name
 from ..http import LabServer, Request, Response
 from ..s2s import oracle as s2s_oracle
 from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics
