@@ -100,6 +100,11 @@ class JupyterLabServer:
         notification = state / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         notification.parent.mkdir(parents=True, exist_ok=True)
         notification.write_text(json.dumps({"fetchNews": "false"}))
+        # Every cell stays in the page: with windowing, JupyterLab takes cells out of the page while
+        # they are scrolled away, and a cell is then not where its index says.
+        tracker = state / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+        tracker.parent.mkdir(parents=True, exist_ok=True)
+        tracker.write_text(json.dumps({"windowingMode": "none"}))
         full_env = {**os.environ, **(env or {}),
                     # Nothing from the developer's own Jupyter set-up reaches the test.
                     "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_DATA_DIR": str(state / "data"),
