@@ -57,6 +57,7 @@ __all__ = [
     "missing_mandatory",
     "missing_mandatory_text",
     "not_empty",
+    "prompt_refused",
     "refuse_non_live",
     "require_confirm",
     "signature_cmdlet",
@@ -86,14 +87,17 @@ def cannot_convert_enum(param: str, value: str, enum_type: str, names: tuple[str
             f"of the following enumerator names and try again:\r\n{', '.join(names)}\"")
 
 
+def prompt_refused(prompt: str) -> str:
+    """A cmdlet that asked the user ``prompt`` in a remote, non-interactive host."""
+    return ("A command that prompts the user failed because the host program or the command type does "
+            "not support user interaction. The host was attempting to request confirmation with the "
+            f"following message: {prompt}")
+
+
 def confirm_refused(cmdlet: str, target: str) -> str:
-    """A prompting cmdlet in a remote, non-interactive host."""
-    return (
-        "A command that prompts the user failed because the host program or the command type does "
-        "not support user interaction. The host was attempting to request confirmation with the "
-        "following message: Are you sure you want to perform this action?\r\n"
-        f'Performing the operation "{cmdlet}" on target "{target}".'
-    )
+    """A prompting cmdlet (ShouldProcess) in a remote, non-interactive host."""
+    return prompt_refused("Are you sure you want to perform this action?\r\n"
+                          f'Performing the operation "{cmdlet}" on target "{target}".')
 
 
 def empty_mandatory_string(param: str) -> str:
@@ -114,8 +118,9 @@ def _validate_set_text(param: str, value: Any, allowed: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------------------------
 # Binding
 
-def binding_error(message: str, error_id: str = "CannotConvertArgumentNoMessage") -> TerminatingError:
-    return TerminatingError(ErrorSpec(message, error_id, "InvalidArgument", _BINDING_EXCEPTION))
+def binding_error(message: str, error_id: str = "CannotConvertArgumentNoMessage", *,
+                  target: Any = None) -> TerminatingError:
+    return TerminatingError(ErrorSpec(message, error_id, "InvalidArgument", _BINDING_EXCEPTION, target=target))
 
 
 def missing_mandatory(names: list[str]) -> TerminatingError:
