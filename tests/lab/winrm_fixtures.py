@@ -184,6 +184,8 @@ class Target:
     auth: str
     username: str
     ca_bundle: Path | None
+    configuration: str = ""  # the default session configuration, as in an inventory without one
+    allow_http: bool = False
 
 
 def start_lab(directory: Path, *, name: str = "sp-test") -> WinRMLab:
