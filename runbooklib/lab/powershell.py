@@ -224,16 +224,22 @@ def find_by_identity(entries: Iterable[dict], value: Any) -> dict | None:
 
 
 def get_by_identity(inv: Invocation, everything: Iterable[dict], find: Callable[[], dict | None],
-                    to_object: Callable[[dict], PSObj], not_found: Callable[[str], ErrorSpec]) -> None:
+                    to_object: Callable[[dict], PSObj], not_found: Callable[[str], ErrorSpec], *,
+                    null_lists_all: bool = False, identity_text: Callable[[Any], str] = str) -> None:
     """What a ``Get-`` cmdlet does: every object without ``-Identity``; with it, the one object or
-    the product's non-terminating "not found" error (``not_found(identity)``)."""
-    if not inv.has("Identity"):
+    the product's non-terminating "not found" error (``not_found(identity_text(identity))``).
+
+    ``null_lists_all``: an ``-Identity`` of ``$null`` or ``''`` lists everything too, as
+    Exchange's cmdlets do.
+    """
+    identity = inv.param("Identity") if inv.has("Identity") else None
+    if not inv.has("Identity") or (null_lists_all and identity in (None, "")):
         for entry in everything:
             inv.write_output(to_object(entry))
         return
     found = find()
     if found is None:
-        inv.write_error(not_found(str(inv.param("Identity"))))
+        inv.write_error(not_found(identity_text(identity)))
         return
     inv.write_output(to_object(found))
 
