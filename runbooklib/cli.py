@@ -16,9 +16,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import InputError, RunbookError
+
+if TYPE_CHECKING:
+    from .record import Archive, IndexEntry
 
 __all__ = ["main"]
 
@@ -39,6 +42,15 @@ def _file_interrupted(archive: Path) -> None:
     for entry in file_interrupted_runs(archive):
         print(f"filed run {entry.run_id} ({entry.scenario}), which never finished, as {entry.status}: "
               f"{archive / entry.path}", file=sys.stderr)
+
+
+def _open_archive(arg: str | None) -> Archive:
+    """The archive a command reads, once the runs that never finished are filed in it."""
+    from .record import Archive
+
+    root = _archive_dir(arg)
+    _file_interrupted(root)
+    return Archive(root)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -212,34 +224,38 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_archive(args: argparse.Namespace) -> int:
     from .execute import archive_guided_run
 
-    _file_interrupted(_archive_dir(args.archive))
-    entry = archive_guided_run(Path(args.notebook), _archive_dir(args.archive))
-    print(f"archived run {entry.run_id} ({entry.scenario}, {entry.status}) as "
-          f"{_archive_dir(args.archive) / entry.path}")
+    root = _archive_dir(args.archive)
+    _file_interrupted(root)
+    entry = archive_guided_run(Path(args.notebook), root)
+    print(f"archived run {entry.run_id} ({entry.scenario}, {entry.status}) as {root / entry.path}")
     return 0
 
 
-def _cmd_history(args: argparse.Namespace) -> int:
-    from .record import Archive, read_notebook_scraps
+def _history_row(archive: Archive, entry: IndexEntry) -> dict[str, Any]:
+    """One run as ``history`` lists it: the index entry and what its record's scraps say."""
+    from .record import read_notebook_scraps
 
+    try:
+        scraps = read_notebook_scraps(archive.read_record(entry))
+    except (OSError, ValueError):  # an unreadable record still has its index line
+        scraps = {}
+    run = scraps.get("run") or {}
+    return {
+        "run_id": entry.run_id, "scenario": entry.scenario, "status": entry.status,
+        "path": str(archive.root / entry.path), "recorded": entry.recorded,
+        "mode": run.get("mode"), "ticket": run.get("ticket"), "user": run.get("user"),
+        "started": run.get("started"), "changes": scraps.get("changes"),
+    }
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
     since = _since(args.since) if args.since else None
-    _file_interrupted(_archive_dir(args.archive))
-    archive = Archive(_archive_dir(args.archive))
+    archive = _open_archive(args.archive)
     rows: list[dict[str, Any]] = []
     for entry in archive.entries():
         if args.scenario and entry.scenario != args.scenario:
             continue
-        row: dict[str, Any] = {
-            "run_id": entry.run_id, "scenario": entry.scenario, "status": entry.status,
-            "path": str(archive.root / entry.path), "recorded": entry.recorded,
-        }
-        try:
-            scraps = read_notebook_scraps(archive.read_record(entry))
-        except (OSError, ValueError):
-            scraps = {}
-        run = scraps.get("run") or {}
-        row.update(mode=run.get("mode"), ticket=run.get("ticket"), user=run.get("user"),
-                   started=run.get("started"), changes=scraps.get("changes"))
+        row = _history_row(archive, entry)
         if args.ticket and row["ticket"] != args.ticket:
             continue
         if since and _moment(row["started"] or entry.recorded) < since:
@@ -277,10 +293,8 @@ def _moment(text: str) -> dt.datetime:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import find_record, render_record
-    from .record import Archive
 
-    _file_interrupted(_archive_dir(args.archive))
-    archive = Archive(_archive_dir(args.archive))
+    archive = _open_archive(args.archive)
     place = find_record(archive, args.record, ticket=args.ticket)
     page = render_record(archive, place, args.format)
     if args.out == "-":
@@ -297,18 +311,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .record import Archive
-
-    _file_interrupted(_archive_dir(args.archive))
-    archive = Archive(_archive_dir(args.archive))
+    archive = _open_archive(args.archive)
     problems = archive.verify()
-    count = len(archive.entries()) if not problems else None
     if problems:
         for problem in problems:
             print(f"MISMATCH {problem}")
         print(f"archive {archive.root}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"archive {archive.root}: {count} record(s), chain intact")
+    print(f"archive {archive.root}: {len(archive.entries())} record(s), chain intact")
     return 0
 
 

@@ -692,23 +692,28 @@ class GraphClient:
     def ensure_spn(self, root_domain: str) -> SpnChange:
         return self.principal(SHAREPOINT_PRINCIPAL_ID).ensure_spn(root_domain)
 
-    def _spn_holder(self, spn: str) -> str | None:
+    def _service_principals(self, filter: str, select: list[str], *, action: str,  # noqa: A002 - OData's word
+                            principal: str | None = None) -> list[Any]:
+        """``GET servicePrincipals?$filter=…&$select=…``: the principals that match, maybe none."""
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.service_principals.service_principals_request_builder import (
             ServicePrincipalsRequestBuilder,
         )
 
         query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter=f"servicePrincipalNames/any(x:x eq '{spn}')", select=["id", "appId", "displayName"]
+            filter=filter, select=select)
+        result = self._call(
+            lambda g: g.service_principals.get(request_configuration=RequestConfiguration(query_parameters=query)),
+            action=action, needs=WRITE_PERMISSION, principal=principal,
         )
+        return list(result.value or []) if result else []
+
+    def _spn_holder(self, spn: str) -> str | None:
         try:
-            result = self._call(
-                lambda g: g.service_principals.get(request_configuration=RequestConfiguration(query_parameters=query)),
-                action="find the holder of an SPN", needs=WRITE_PERMISSION,
-            )
+            items = self._service_principals(f"servicePrincipalNames/any(x:x eq '{spn}')",
+                                             ["id", "appId", "displayName"], action="find the holder of an SPN")
         except GraphError:
             return None
-        items = list(result.value or []) if result else []
         if not items:
             return None
         return f"the service principal '{items[0].display_name}' (appId {items[0].app_id})"
@@ -741,19 +746,9 @@ class Principal:
         """The principal's object id in this tenant (looked up once)."""
         if self._object_id:
             return self._object_id
-        from kiota_abstractions.base_request_configuration import RequestConfiguration
-        from msgraph.generated.service_principals.service_principals_request_builder import (
-            ServicePrincipalsRequestBuilder,
-        )
-
-        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
-            filter=f"appId eq '{self.app_id}'", select=["id", "appId", "displayName", "servicePrincipalNames"]
-        )
-        result = self._call(
-            lambda g: g.service_principals.get(request_configuration=RequestConfiguration(query_parameters=query)),
-            action=f"find {self.label}",
-        )
-        items = list(result.value or []) if result else []
+        items = self.graph._service_principals(f"appId eq '{self.app_id}'",
+                                               ["id", "appId", "displayName", "servicePrincipalNames"],
+                                               action=f"find {self.label}", principal=self.label)
         if not items:
             service = online_service_name(self.app_id) or f"app {self.app_id}"
             raise GraphError(

@@ -9,15 +9,14 @@ the runbook grants; Exchange's EWS judges the direction no one configured.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from pathlib import Path
 
 import jwt
 import pytest
-import scrapbook
 import yaml
 
+from archived_runs import last_scraps, steps_by_id
 from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.exchange import texts as EX
@@ -55,14 +54,7 @@ def run_ftf(lab, tmp_path: Path, *args: str, **changes):
     archive = tmp_path / "records"
     result = runbook("run", "farm-to-farm", "--inventory", str(lab.inventory_path), "--params", str(params),
                      "--archive", str(archive), *args)
-    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()] \
-        if (archive / "index.jsonl").exists() else []
-    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict if entries else {}
-    return result, scraps
-
-
-def steps_by_id(scraps) -> dict[str, dict]:
-    return {s["id"]: s for s in scraps["steps"]}
+    return result, last_scraps(archive)
 
 
 def calls(lab, sender: str, receiver: str):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import ssl
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -20,9 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from archived_runs import bearer_answer
 from conftest import ROOT, lab_state_bytes, runbook
-from runbooklib.errors import StepFailed
+from runbooklib.errors import RemoteError, StepFailed
+from runbooklib.inventory import load_inventory
 from runbooklib.lab.estate import Estate
+from runbooklib.oos import OosServer
+from runbooklib.remote import RemoteConnections
 from runbooklib.runner import start
 from runbooklib.scenarios import oos_trust as oos
 from runbooklib.wellknown import OOS_SHAREPOINT_ISSUER, OOS_SQL_ISSUER
@@ -81,13 +82,7 @@ def pfx_args(path: Path) -> list[str]:
 
 def farm_answer(lab: Estate, token: str) -> tuple[int, str]:
     """sp-a's answer to an inbound S2S token at its root site."""
-    request = urllib.request.Request(lab.server("sp-a").url + "/_api/web", headers={"Authorization": f"Bearer {token}"})
-    context = ssl.create_default_context(cafile=str(lab.ca_bundle))
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("X-Lab-S2S-Reason", "")
+    return bearer_answer(lab.server("sp-a").url + "/_api/web", token, lab.ca_bundle)
 
 
 def oos_token(lab: Estate, host: str = "oos-1") -> str:
@@ -110,6 +105,18 @@ def end_state(lab: Estate) -> dict:
                         for p in farm["app_principals"])
     return {"machines": machines, "restarted": restarted, "s2s": oos_state["farm"]["S2SCertificateName"],
             "issuers": issuers, "principals": principals, "roots": sorted(r["name"] for r in farm["root_authorities"])}
+
+
+def test_an_officewebapps_cmdlet_is_unknown_until_the_module_is_imported(lab):
+    # As on a fresh WinRM session to the server: the OfficeWebApps cmdlets come with Import-Module.
+    with RemoteConnections(load_inventory(lab.inventory_path)) as conns:
+        session = conns.session("oos-1")
+        with pytest.raises(RemoteError) as refused:
+            session.invoke("Get-OfficeWebAppsFarm")
+        assert refused.value.error_id == "CommandNotFoundException"
+        assert "The term 'Get-OfficeWebAppsFarm' is not recognized as the name of a cmdlet" in str(refused.value)
+        server = OosServer(session, name="oos-1")
+        assert server.shell().loaded == "module" and server.farm_settings().internal_url
 
 
 def test_self_signed_plan_changes_nothing_first_run_builds_the_trust_second_changes_nothing(lab, tmp_path):

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import ssl
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-import scrapbook
 import yaml
 
+from archived_runs import bearer_answer, last_scraps, steps_by_id
 from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.lab.sharepoint.addin import addin_token, call_site
 from runbooklib.lab.tenant import AcsRefused
@@ -27,31 +23,15 @@ LAB_PARAMS = ROOT / "parameters" / "lab" / "sharepoint-hybrid.yaml"
 def run_hybrid(lab, archive: Path, *args: str, inventory: Path | None = None):
     result = runbook("run", "sharepoint-hybrid", "--inventory", str(inventory or lab.inventory_path),
                      "--params", str(LAB_PARAMS), "--archive", str(archive), *args)
-    entries = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()] \
-        if (archive / "index.jsonl").exists() else []
-    scraps = scrapbook.read_notebook(str(archive / entries[-1]["path"])).scraps.data_dict if entries else {}
-    return result, scraps
+    return result, last_scraps(archive)
 
 
-def steps_by_id(scraps) -> dict[str, dict]:
-    return {s["id"]: s for s in scraps["steps"]}
-
-
-def _bearer_answer(lab, url: str, token: str) -> tuple[int, str]:
-    """(status, X-Lab-S2S-Reason) of a lab endpoint for a bearer token."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    context = ssl.create_default_context(cafile=str(lab.ca_bundle))
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("X-Lab-S2S-Reason", "")
 
 
 def spo_accepts(lab, token: str) -> tuple[int, str]:
     """SharePoint Online's answer to an S2S token from the farm."""
     spo_url = lab.tenant.inventory_entry(lab.server("contoso").url, "ca.pem")["spo_url"]
-    return _bearer_answer(lab, spo_url + "/_api/web", token)
+    return bearer_answer(spo_url + "/_api/web", token, lab.ca_bundle)
 
 
 def farm_token(lab) -> str:
@@ -67,7 +47,7 @@ def farm_token(lab) -> str:
 
 def farm_accepts(lab, token: str) -> tuple[int, str]:
     """sp-a's /_vti_bin/client.svc answer to an inbound S2S token."""
-    return _bearer_answer(lab, lab.server("sp-a").url + "/_vti_bin/client.svc", token)
+    return bearer_answer(lab.server("sp-a").url + "/_vti_bin/client.svc", token, lab.ca_bundle)
 
 
 def test_first_run_builds_the_trust_and_a_second_run_changes_nothing(lab, tmp_path):

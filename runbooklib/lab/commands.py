@@ -267,7 +267,7 @@ def lab_command(action: str, lab_dir: Path, *, foreground: bool = False) -> int:
 
 def fault_command(lab_dir: Path, server: str, kind: str | None, *, count: int = 1, seconds: float | None = None,
                   message: str | None = None, path_prefix: str | None = None) -> int:
-    """``runbook lab fault SERVER KIND|clear [--count N] …`` (ready for the command line to wire up).
+    """``runbook lab fault SERVER KIND|clear [--count N] …``.
 
     ``kind`` None or ``"clear"`` clears the server's pending faults.
     """

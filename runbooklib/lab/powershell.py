@@ -57,6 +57,7 @@ __all__ = [
     "missing_mandatory",
     "missing_mandatory_text",
     "not_empty",
+    "prompt_refused",
     "refuse_non_live",
     "require_confirm",
     "signature_cmdlet",
@@ -86,14 +87,17 @@ def cannot_convert_enum(param: str, value: str, enum_type: str, names: tuple[str
             f"of the following enumerator names and try again:\r\n{', '.join(names)}\"")
 
 
+def prompt_refused(prompt: str) -> str:
+    """A cmdlet that asked the user ``prompt`` in a remote, non-interactive host."""
+    return ("A command that prompts the user failed because the host program or the command type does "
+            "not support user interaction. The host was attempting to request confirmation with the "
+            f"following message: {prompt}")
+
+
 def confirm_refused(cmdlet: str, target: str) -> str:
-    """A prompting cmdlet in a remote, non-interactive host."""
-    return (
-        "A command that prompts the user failed because the host program or the command type does "
-        "not support user interaction. The host was attempting to request confirmation with the "
-        "following message: Are you sure you want to perform this action?\r\n"
-        f'Performing the operation "{cmdlet}" on target "{target}".'
-    )
+    """A prompting cmdlet (ShouldProcess) in a remote, non-interactive host."""
+    return prompt_refused("Are you sure you want to perform this action?\r\n"
+                          f'Performing the operation "{cmdlet}" on target "{target}".')
 
 
 def empty_mandatory_string(param: str) -> str:
@@ -114,8 +118,9 @@ def _validate_set_text(param: str, value: Any, allowed: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------------------------
 # Binding
 
-def binding_error(message: str, error_id: str = "CannotConvertArgumentNoMessage") -> TerminatingError:
-    return TerminatingError(ErrorSpec(message, error_id, "InvalidArgument", _BINDING_EXCEPTION))
+def binding_error(message: str, error_id: str = "CannotConvertArgumentNoMessage", *,
+                  target: Any = None) -> TerminatingError:
+    return TerminatingError(ErrorSpec(message, error_id, "InvalidArgument", _BINDING_EXCEPTION, target=target))
 
 
 def missing_mandatory(names: list[str]) -> TerminatingError:
@@ -219,16 +224,22 @@ def find_by_identity(entries: Iterable[dict], value: Any) -> dict | None:
 
 
 def get_by_identity(inv: Invocation, everything: Iterable[dict], find: Callable[[], dict | None],
-                    to_object: Callable[[dict], PSObj], not_found: Callable[[str], ErrorSpec]) -> None:
+                    to_object: Callable[[dict], PSObj], not_found: Callable[[str], ErrorSpec], *,
+                    null_lists_all: bool = False, identity_text: Callable[[Any], str] = str) -> None:
     """What a ``Get-`` cmdlet does: every object without ``-Identity``; with it, the one object or
-    the product's non-terminating "not found" error (``not_found(identity)``)."""
-    if not inv.has("Identity"):
+    the product's non-terminating "not found" error (``not_found(identity_text(identity))``).
+
+    ``null_lists_all``: an ``-Identity`` of ``$null`` or ``''`` lists everything too, as
+    Exchange's cmdlets do.
+    """
+    identity = inv.param("Identity") if inv.has("Identity") else None
+    if not inv.has("Identity") or (null_lists_all and identity in (None, "")):
         for entry in everything:
             inv.write_output(to_object(entry))
         return
     found = find()
     if found is None:
-        inv.write_error(not_found(str(inv.param("Identity"))))
+        inv.write_error(not_found(identity_text(identity)))
         return
     inv.write_output(to_object(found))
 

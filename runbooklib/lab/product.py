@@ -43,6 +43,15 @@ class Host:
         """How the inventory names the host's password file."""
         return f"file:secrets/{self.name}"
 
+    def listener_auth(self, schemes: tuple[str, ...]) -> tuple[str, ...]:
+        """What the host's WinRM listener accepts: the product's ``schemes``, and Basic when asked."""
+        return schemes + (("basic",) if self.basic_auth else ())
+
+    def server_entry(self, role: str, *, winrm: str, auth: str, **more: str) -> dict[str, Any]:
+        """The host's inventory entry as a server reached over WinRM as :data:`LAB_USER`."""
+        return {"role": role, "winrm": winrm, "auth": auth, "username": LAB_USER,
+                "password": self.password_ref, "ca_bundle": "ca.pem", **more}
+
 
 class ProductComponent(Protocol):
     """A running product host: its state can be put back as first created."""

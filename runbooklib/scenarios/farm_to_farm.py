@@ -13,7 +13,6 @@ no farm's realm has to change for these trusts.
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -35,11 +34,9 @@ from ..sharepoint import Farm
 from ..steps import Check, Proof, Step, step
 from ..targets import Server
 from ..trust_set import Trust, TrustSet, trust_set
+from .fields import web_url
 
 __all__ = ["FarmTrustFacts", "Parameters", "STEPS", "trusts_of", "validate_against"]
-
-_URL = re.compile(r"^https?://[^/\s]+(/.*)?$")
-
 
 class Parameters(BaseModel):
     """The farms, their partners, and whose requests each farm accepts."""
@@ -67,10 +64,13 @@ class Parameters(BaseModel):
     @field_validator("web_applications", "metadata_urls")
     @classmethod
     def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+        checked = {}
         for name, url in value.items():
-            if not _URL.match(url):
-                raise ValueError(f"{name}: expected a URL like https://sharepoint.contoso.com, not {url!r}")
-        return {name: url.rstrip("/") for name, url in value.items()}
+            try:
+                checked[name] = web_url(url, expected="a URL")
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}, not {url!r}") from None
+        return checked
 
 
 def validate_against(params: Parameters, inventory: Any, *, source: str) -> None:

@@ -10,7 +10,6 @@ only what is missing; each proves its end state.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,11 +34,11 @@ from ..steps import Check, Proof, step
 from ..targets import Server
 from ..wellknown import OOS_SHAREPOINT_ISSUER, OOS_SQL_ISSUER
 from ..windows import computer_domain
+from .fields import clean_thumbprint, web_url
 
 __all__ = ["CertificateMaterial", "OosFacts", "Parameters", "STEPS", "validate_against"]
 
 CertificateSource = Literal["pfx", "thumbprint", "self-signed"]
-_THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 USER_PROFILE_SERVICE = "User Profile Service Application"
 
 
@@ -70,19 +69,12 @@ class Parameters(BaseModel):
     @field_validator("site_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/.*)?$", value):
-            raise ValueError("expected the site collection's URL, like https://sharepoint.contoso.com")
-        return value.rstrip("/")
+        return web_url(value, expected="the site collection's URL")
 
     @field_validator("thumbprint")
     @classmethod
     def _thumbprint(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        cleaned = re.sub(r"[\s:]", "", value).upper()
-        if not _THUMBPRINT.match(cleaned):
-            raise ValueError("expected a certificate thumbprint: 40 hexadecimal characters")
-        return cleaned
+        return None if value is None else clean_thumbprint(value)
 
     @field_validator("pfx_password")
     @classmethod

@@ -24,6 +24,7 @@ from ..sharepoint_trust import RealmImpact, acs_issuer_name, acs_trust, realm_im
 from ..steps import Check, Proof, step
 from ..targets import Server, Tenant
 from ..wellknown import SHAREPOINT_PRINCIPAL_ID
+from .fields import web_url
 
 __all__ = ["HybridFacts", "Parameters", "STEPS"]
 
@@ -51,9 +52,7 @@ class Parameters(BaseModel):
     @field_validator("web_application")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+(/.*)?$", value):
-            raise ValueError("expected the web application's URL, like https://sharepoint.contoso.com")
-        return value.rstrip("/")
+        return web_url(value, expected="the web application's URL")
 
     @field_validator("public_root_domain")
     @classmethod

@@ -23,7 +23,7 @@ from runbooklib.remote import (
 )
 
 from winrm_fixtures import (  # noqa: F401 - fixtures
-    PASSWORD, TEMPLATE_NAME, TEMPLATE_TEXT, USERNAME, Target, WinRMLab, _clear_faults, winrm_lab,
+    PASSWORD, TEMPLATE_NAME, TEMPLATE_TEXT, USERNAME, Target, WinRMLab, _clear_faults, not_recognized, winrm_lab,
 )
 
 
@@ -97,10 +97,7 @@ def test_terminating_error_raises_remote_error(session):
 def test_unknown_cmdlet_and_unknown_parameter(session):
     with pytest.raises(RemoteError) as info:
         session.invoke("Get-LabNothing")
-    assert info.value.reason == (
-        "The term 'Get-LabNothing' is not recognized as the name of a cmdlet, function, script file, or operable "
-        "program. Check the spelling of the name, or if a path was included, verify that the path is correct and "
-        "try again.")
+    assert info.value.reason == not_recognized("Get-LabNothing")
     assert info.value.error_id == "CommandNotFoundException" and "module or snap-in" in info.value.hint
     with pytest.raises(RemoteError) as info:
         session.invoke("Get-LabWidget", {"Identity": "w", "Colour": "red"})

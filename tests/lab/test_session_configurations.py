@@ -8,7 +8,6 @@ with WinRM's fault, named in the runbook's error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,22 +21,11 @@ from runbooklib.lab.winrm.configurations import commands_only, full_language
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
 from runbooklib.remote import RemoteSession
 
-from winrm_fixtures import PASSWORD, TEMPLATE_NAME, TEMPLATE_TEXT, USERNAME, make_table
+from winrm_fixtures import PASSWORD, TEMPLATE_NAME, TEMPLATE_TEXT, USERNAME, Target, make_table
 
 SCRIPTS_NOT_ALLOWED = ("The syntax is not supported by this runspace. This might be because it is in "
                        "no-language mode.")
 
-
-@dataclass
-class Target:
-    """Shaped like inventory.ServerSpec as far as remote.py needs it, with its configuration."""
-
-    name: str
-    winrm: str
-    auth: str
-    username: str
-    ca_bundle: Path
-    configuration: str
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import ssl
 import stat
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 
 from invocation_harness import BindingFailed, deserialize, run
 from sharepoint_sessions import open_sharepoint_session
+from winrm_fixtures import Target
 from runbooklib import metadata
 from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
@@ -701,15 +701,6 @@ def test_every_template_file_matches_its_lab_handler(farm):
 USER, PASSWORD = "LAB\\spadmin", "sp-a lab password 1!"
 
 
-@dataclass
-class _Target:
-    name: str
-    winrm: str
-    auth: str
-    username: str
-    ca_bundle: Path
-
-
 def _serve(f: SharePointFarm, lab_ca: LabCA, tls_dir: Path) -> LabServer:
     server = LabServer(f.name, lab_ca.issue_server_certificate(["127.0.0.1"]), cert_dir=tls_dir)
     WinRMEndpoint(server_name=f.name, commands=f.commands, accounts={USER: PASSWORD},
@@ -723,7 +714,7 @@ def remote_farm(pristine, tmp_path, lab_ca):
     shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
     f = SharePointFarm.open(tmp_path / "sp-a.json", ca_bundle=lab_ca.bundle_path, metadata_timeout=3)
     server = _serve(f, lab_ca, tmp_path / "tls")
-    target = _Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
+    target = Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
     session = open_sharepoint_session(target, password=PASSWORD)
     yield f, server, session
     session.close()
@@ -809,14 +800,14 @@ def test_remote_state_persists_across_restart_and_resets(pristine, tmp_path, lab
     shutil.copy(pristine["sp-a"], tmp_path / "sp-a.json")
     f = SharePointFarm.open(tmp_path / "sp-a.json")
     server = _serve(f, lab_ca, tmp_path / "tls")
-    target = _Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
+    target = Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
     with open_sharepoint_session(target, password=PASSWORD) as session:
         session.invoke("Set-SPAuthenticationRealm", {"Realm": "6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"})
     server.stop()
 
     again = SharePointFarm.open(tmp_path / "sp-a.json")
     server = _serve(again, lab_ca, tmp_path / "tls")
-    target = _Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
+    target = Target("sp-a", f"{server.url}/wsman", "credssp", USER, lab_ca.bundle_path)
     try:
         with open_sharepoint_session(target, password=PASSWORD) as session:
             assert session.invoke("Get-SPAuthenticationRealm").output == ["6c3f0b8a-4e7d-4b25-9a61-0d2e7c9b1f44"]

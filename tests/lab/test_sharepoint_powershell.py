@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from invocation_harness import run
+from winrm_fixtures import Target, not_recognized
 from runbooklib.errors import RemoteError
 from runbooklib.lab.http import LabServer
 from runbooklib.lab.pki import LabCA
@@ -36,27 +37,12 @@ SNAPIN, MODULE = "Microsoft.SharePoint.PowerShell", "SharePointServer"
 TEMPLATES = Path(__file__).resolve().parents[2] / "runbooklib" / "templates" / "sharepoint"
 
 
-def not_recognized(name: str) -> str:
-    return (f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
-            "program. Check the spelling of the name, or if a path was included, verify that the path is correct "
-            "and try again.")
-
-
-@dataclass
-class _Target:
-    name: str
-    winrm: str
-    auth: str
-    username: str
-    ca_bundle: Path
-
-
 @dataclass
 class Served:
     farm: SharePointFarm
     server: LabServer
     endpoint: WinRMEndpoint
-    target: _Target
+    target: Target
 
     def fresh(self) -> RemoteSession:
         """A new runspace pool: nothing loaded."""
@@ -77,7 +63,7 @@ def farms(tmp_path_factory) -> dict[str, Served]:
                                  auth=FARM_LISTENER_AUTH)
         endpoint.mount(server)
         server.start()
-        served[name] = Served(farm, server, endpoint, _Target(name, f"{server.url}/wsman", "credssp", USER,
+        served[name] = Served(farm, server, endpoint, Target(name, f"{server.url}/wsman", "credssp", USER,
                                                                 ca.bundle_path))
     yield served
     for s in served.values():
@@ -332,7 +318,7 @@ def test_the_farm_client_names_a_server_without_sharepoint_powershell(tmp_path, 
                   auth=FARM_LISTENER_AUTH).mount(server)
     server.start()
     try:
-        target = _Target("plain", f"{server.url}/wsman", "credssp", USER, ca.bundle_path)
+        target = Target("plain", f"{server.url}/wsman", "credssp", USER, ca.bundle_path)
         with RemoteSession.open(target, password=PASSWORD) as session:
             with pytest.raises(RemoteError) as failure:
                 Farm(session, name="plain").realm()

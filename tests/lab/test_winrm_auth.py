@@ -23,7 +23,7 @@ from runbooklib.lab.winrm.api import CommandTable, Invocation, credentials_deleg
 from runbooklib.lab.winrm.endpoint import WinRMEndpoint
 from runbooklib.remote import RemoteSession
 
-from winrm_fixtures import PASSWORD, USERNAME, make_table
+from winrm_fixtures import PASSWORD, USERNAME, Target, make_table
 
 WINDOWS_AUTH = ("negotiate", "credssp")
 
@@ -52,18 +52,6 @@ class Listener:
         return WSMan("127.0.0.1", port=self.server.port, ssl=self.server.scheme == "https", auth=auth,
                      username=USERNAME, password=password, cert_validation=str(self.ca_bundle),
                      operation_timeout=10, read_timeout=15, **options)
-
-
-@dataclass
-class Target:
-    """Shaped like inventory.ServerSpec as far as remote.py needs it."""
-
-    name: str
-    winrm: str
-    auth: str
-    username: str
-    ca_bundle: Path | None
-    allow_http: bool = True
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +171,7 @@ def test_the_ntlm_context_belongs_to_its_connection(listeners):
 def test_a_wrong_password_names_server_and_account_never_the_password(listeners, key, auth, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "Wr0ng-but-secret:pass"
-    target = Target(f"sp-{key}", listeners[key].url, auth, USERNAME, listeners[key].ca_bundle)
+    target = Target(f"sp-{key}", listeners[key].url, auth, USERNAME, listeners[key].ca_bundle, allow_http=True)
     with pytest.raises(AuthenticationFailed) as failure:
         RemoteSession.open(target, password=wrong)
     text = f"{failure.value}\n{failure.value.hint}"
@@ -192,7 +180,7 @@ def test_a_wrong_password_names_server_and_account_never_the_password(listeners,
 
 
 def test_runbooks_reach_an_ntlm_listener_over_http(listeners, tmp_path):
-    target = Target("sp-http", listeners["http"].url, "ntlm", USERNAME, None)
+    target = Target("sp-http", listeners["http"].url, "ntlm", USERNAME, None, allow_http=True)
     with RemoteSession.open(target, password=PASSWORD) as session:
         result = session.invoke("Get-LabWidget", {"Identity": "w9"})
     assert result.ok and str(result.output[0]) == "Widget w9"

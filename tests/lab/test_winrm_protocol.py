@@ -20,13 +20,11 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
 
-from winrm_fixtures import PASSWORD, TEMPLATE_TEXT, USERNAME, WinRMLab, _clear_faults, winrm_lab  # noqa: F401
-
-COMMAND_NOT_FOUND = (
-    "The term 'Get-LabNothing' is not recognized as the name of a cmdlet, function, script file, or operable "
-    "program. Check the spelling of the name, or if a path was included, verify that the path is correct and "
-    "try again."
+from winrm_fixtures import (  # noqa: F401 - fixtures
+    PASSWORD, TEMPLATE_TEXT, USERNAME, WinRMLab, _clear_faults, not_recognized, winrm_lab,
 )
+
+COMMAND_NOT_FOUND = not_recognized("Get-LabNothing")
 
 
 def wsman(lab: WinRMLab, *, password: str = PASSWORD, operation_timeout: int = 20) -> WSMan:

@@ -40,6 +40,13 @@ TEMPLATE_TEXT = (
 )
 
 
+def not_recognized(name: str) -> str:
+    """What Windows PowerShell says of a command it does not have (CommandNotFoundException)."""
+    return (f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
+            "program. Check the spelling of the name, or if a path was included, verify that the path is correct "
+            "and try again.")
+
+
 def widget(name: str, count: int = 1, detailed: bool = False) -> PSObj:
     return PSObj(
         type_names=["Lab.Product.Widget", "System.Object"],
@@ -184,6 +191,8 @@ class Target:
     auth: str
     username: str
     ca_bundle: Path | None
+    configuration: str = ""  # the default session configuration, as in an inventory without one
+    allow_http: bool = False
 
 
 def start_lab(directory: Path, *, name: str = "sp-test") -> WinRMLab:

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..metadata_download import FetchFailed
-from ..powershell import enum_value, is_guid, require_confirm, signature_cmdlet
+from ..powershell import enum_value, get_by_identity, is_guid, require_confirm, signature_cmdlet
 from ..winrm.api import CommandTable, DeserializedObject, ErrorSpec, Invocation, PSObj, TerminatingError
 from . import texts as T
 from .connectivity import test_oauth
@@ -53,6 +53,18 @@ def _not_found(state: dict[str, Any], identity: str) -> ErrorSpec:
                      "NotSpecified", T.NOT_FOUND_EXCEPTION, target=identity)
 
 
+_State = dict[str, Any]
+
+
+def _get_by_identity(inv: Invocation, state: _State, everything: list[dict[str, Any]],
+                     find: Callable[[_State, Any], dict[str, Any] | None],
+                     to_object: Callable[[_State, dict[str, Any]], PSObj]) -> None:
+    """An Exchange ``Get-`` cmdlet: a missing or ``$null`` -Identity lists everything [C]; one that
+    resolves to nothing is Exchange's non-terminating "couldn't be found"."""
+    get_by_identity(inv, everything, lambda: find(state, inv.param("Identity")), lambda o: to_object(state, o),
+                    lambda identity: _not_found(state, identity), null_lists_all=True, identity_text=_text)
+
+
 def _fail(spec: ErrorSpec) -> TerminatingError:
     return TerminatingError(spec)
 
@@ -63,6 +75,11 @@ def _find_app(state: dict[str, Any], identity: Any) -> dict[str, Any] | None:
         if wanted in (app["name"].lower(), app["id"]) or (is_guid(wanted) and wanted == app["application_identifier"]):
             return app
     return None
+
+
+def _find_auth_server(state: dict[str, Any], identity: Any) -> dict[str, Any] | None:
+    wanted = _text(identity).lower()
+    return next((s for s in state["auth_servers"] if wanted in (s["name"].lower(), s["id"])), None)
 
 
 def _find_user(state: dict[str, Any], identity: Any) -> dict[str, Any] | None:
@@ -200,16 +217,7 @@ def get_auth_config(org: Organization, inv: Invocation) -> None:
 # ------------------------------------------------------------------------------ partner applications
 def get_partner_application(org: Organization, inv: Invocation) -> None:
     with org.store.view() as state:
-        identity = inv.param("Identity")
-        if identity in (None, ""):  # [C] a $null Identity lists everything
-            for app in state["partner_applications"]:
-                inv.write_output(_app_obj(state, app))
-            return
-        app = _find_app(state, identity)
-        if app is None:
-            inv.write_error(_not_found(state, _text(identity)))
-            return
-        inv.write_output(_app_obj(state, app))
+        _get_by_identity(inv, state, state["partner_applications"], _find_app, _app_obj)
 
 
 def new_partner_application(org: Organization, inv: Invocation) -> None:
@@ -279,17 +287,7 @@ def remove_partner_application(org: Organization, inv: Invocation) -> None:
 # ------------------------------------------------------------------------------ auth servers
 def get_auth_server(org: Organization, inv: Invocation) -> None:
     with org.store.view() as state:
-        identity = inv.param("Identity")
-        servers = state["auth_servers"]
-        if identity in (None, ""):
-            for server in servers:
-                inv.write_output(_auth_server_obj(state, server))
-            return
-        found = next((s for s in servers if _text(identity).lower() in (s["name"].lower(), s["id"])), None)
-        if found is None:
-            inv.write_error(_not_found(state, _text(identity)))
-            return
-        inv.write_output(_auth_server_obj(state, found))
+        _get_by_identity(inv, state, state["auth_servers"], _find_auth_server, _auth_server_obj)
 
 
 def new_auth_server(org: Organization, inv: Invocation) -> None:
@@ -315,16 +313,7 @@ def new_auth_server(org: Organization, inv: Invocation) -> None:
 # ------------------------------------------------------------------------------ users and roles
 def get_user(org: Organization, inv: Invocation) -> None:
     with org.store.view() as state:
-        identity = inv.param("Identity")
-        if identity in (None, ""):
-            for user in state["users"]:
-                inv.write_output(_user_obj(state, user))
-            return
-        user = _find_user(state, identity)
-        if user is None:
-            inv.write_error(_not_found(state, _text(identity)))
-            return
-        inv.write_output(_user_obj(state, user))
+        _get_by_identity(inv, state, state["users"], _find_user, _user_obj)
 
 
 def new_mail_user(org: Organization, inv: Invocation) -> None:

@@ -18,7 +18,6 @@ from typing import Any, Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ..s2s.names import split_principal_name
 from ..metadata_download import (
     WEB_CONNECT_FAILED,
     FetchFailed,
@@ -110,7 +109,7 @@ class Organization:
             if exc.exception_type == "System.Net.WebException":
                 raise FetchFailed(T.metadata_download_failed(url, str(exc))) from exc
             raise FetchFailed(T.metadata_invalid(url), exc.exception_type) from exc
-        app_id, realm = split_principal_name(issuer)
+        app_id, realm = oracle.split_name(issuer)
         return PartnerMetadata(app_id, realm, tuple(_pem(c) for c in certificates))
 
     # --- tokens Exchange sends ---------------------------------------------------------------

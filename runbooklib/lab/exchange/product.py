@@ -37,9 +37,8 @@ class ExchangeProduct:
         return ExchangeServer.open(host.state_dir / STATE_FILE, ca_bundle=host.ca_bundle)
 
     def mount(self, component: ExchangeServer, server: LabServer, host: Host) -> None:
-        auth = LISTENER_AUTH + (("basic",) if host.basic_auth else ())
         WinRMEndpoint(server_name=host.name, commands=component.commands, accounts={LAB_USER: host.password()},
-                      auth=auth, path=T.POWERSHELL_PATH,
+                      auth=host.listener_auth(LISTENER_AUTH), path=T.POWERSHELL_PATH,
                       configurations=(commands_only(T.SESSION_CONFIGURATION),)).mount(server)
         component.mount_web(server)
         component.reach_out_through(server, host.resolve)
@@ -49,16 +48,8 @@ class ExchangeProduct:
             self.open(host).reset()
 
     def inventory_entry(self, component: ExchangeServer, url: str, host: Host) -> dict[str, Any]:
-        return {
-            "role": "exchange",
-            "winrm": f"{url}{T.POWERSHELL_PATH}",
-            "configuration": T.SESSION_CONFIGURATION,
-            "auth": INVENTORY_AUTH,
-            "username": LAB_USER,
-            "password": host.password_ref,
-            "ca_bundle": "ca.pem",
-            "web_url": url,
-        }
+        return host.server_entry("exchange", winrm=f"{url}{T.POWERSHELL_PATH}", auth=INVENTORY_AUTH,
+                                 configuration=T.SESSION_CONFIGURATION, web_url=url)
 
     def secret_files(self, component: ExchangeServer) -> dict[str, str]:
         return {}  # the WinRM password file is the estate's (Host.password)

@@ -33,23 +33,15 @@ class OosProduct:
         return OosServer.open(host.state_dir / STATE_FILE, host.name)
 
     def mount(self, component: OosServer, server: LabServer, host: Host) -> None:
-        auth = LISTENER_AUTH + (("basic",) if host.basic_auth else ())
-        WinRMEndpoint(server_name=host.name, commands=component.commands,
-                      accounts={LAB_USER: host.password()}, auth=auth).mount(server)
+        WinRMEndpoint(server_name=host.name, commands=component.commands, accounts={LAB_USER: host.password()},
+                      auth=host.listener_auth(LISTENER_AUTH)).mount(server)
 
     def reset_offline(self, host: Host) -> None:
         if (host.state_dir / STATE_FILE).exists():
             self.open(host).reset()
 
     def inventory_entry(self, component: OosServer, url: str, host: Host) -> dict[str, Any]:
-        return {
-            "role": "oos",
-            "winrm": f"{url}/wsman",
-            "auth": INVENTORY_AUTH,
-            "username": LAB_USER,
-            "password": host.password_ref,
-            "ca_bundle": "ca.pem",
-        }
+        return host.server_entry("oos", winrm=f"{url}/wsman", auth=INVENTORY_AUTH)
 
     def secret_files(self, component: OosServer) -> dict[str, str]:
         return {}  # the WinRM password file is the estate's (Host.password)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -98,13 +98,13 @@ def import_pfx_certificate(machine: OosMachine, inv: Invocation) -> None:
     data = _bytes("PfxBytes", inv.param("PfxBytes"))
     password = _secure("Password", inv.param("Password"))
     name = str(inv.param("FriendlyName") or "")
+    wrong_password = TerminatingError(ErrorSpec(T.PFX_WRONG_PASSWORD, T.PFX_ERROR_ID, "NotSpecified", T.PFX_EXCEPTION))
     try:
         key, cert, _ = pkcs12.load_key_and_certificates(data, password.encode("utf-8"))
     except ValueError:
-        raise TerminatingError(ErrorSpec(T.PFX_WRONG_PASSWORD, T.PFX_ERROR_ID, "NotSpecified",
-                                         T.PFX_EXCEPTION)) from None
+        raise wrong_password from None
     if cert is None:
-        raise TerminatingError(ErrorSpec(T.PFX_WRONG_PASSWORD, T.PFX_ERROR_ID, "NotSpecified", T.PFX_EXCEPTION))
+        raise wrong_password
     entry = machine.add_certificate("My", cert, key if isinstance(key, rsa.RSAPrivateKey) else None,
                                     friendly_name=name, exportable=True)
     inv.write_output(custom({"Thumbprint": entry["thumbprint"], "FriendlyName": entry["friendly_name"]}))
@@ -120,38 +120,36 @@ def import_root_certificate(machine: OosMachine, inv: Invocation) -> None:
     inv.write_output(custom({"Thumbprint": entry["thumbprint"]}))
 
 
-def grant_network_service_key_read(machine: OosMachine, inv: Invocation) -> None:
+def _my_certificate(machine: OosMachine, inv: Invocation) -> dict[str, Any]:
+    """The LocalMachine\\My certificate ``-Thumbprint`` names, or the error ``Get-Item Cert:\\…`` gives."""
     thumb = str(inv.param("Thumbprint"))
     with machine.store.view() as state:
         entry = machine.find(state, "My", thumb)
     if entry is None:
         raise _not_found(thumb)
+    return entry
+
+
+def grant_network_service_key_read(machine: OosMachine, inv: Invocation) -> None:
+    entry = _my_certificate(machine, inv)
     if entry["key"] is None:
         raise throw(T.no_private_key(entry["thumbprint"]))
-    entry, changed = machine.grant_key_read(thumb, T.NETWORK_SERVICE)
+    entry, changed = machine.grant_key_read(entry["thumbprint"], T.NETWORK_SERVICE)
     inv.write_output(custom({"Thumbprint": entry["thumbprint"],
                              "KeyProvider": entry["key"]["provider"].upper(), "KeyFile": key_file(entry),
                              "Changed": changed}))
 
 
 def export_certificate(machine: OosMachine, inv: Invocation) -> None:
-    thumb = str(inv.param("Thumbprint"))
-    with machine.store.view() as state:
-        entry = machine.find(state, "My", thumb)
-    if entry is None:
-        raise _not_found(thumb)
+    entry = _my_certificate(machine, inv)
     cert = x509.load_pem_x509_certificate(entry["cert_pem"].encode())
     inv.write_output(custom({"Thumbprint": entry["thumbprint"],
                              "RawData": cert.public_bytes(serialization.Encoding.DER)}))
 
 
 def export_pfx_certificate(machine: OosMachine, inv: Invocation) -> None:
-    thumb = str(inv.param("Thumbprint"))
     password = _secure("Password", inv.param("Password"))
-    with machine.store.view() as state:
-        entry = machine.find(state, "My", thumb)
-    if entry is None:
-        raise _not_found(thumb)
+    entry = _my_certificate(machine, inv)
     if entry["key"] is None or not entry["key"]["exportable"]:
         # [C] Export-PfxCertificate on a key imported without -Exportable
         raise throw("Cannot export non-exportable private key.")

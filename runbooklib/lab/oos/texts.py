@@ -8,6 +8,8 @@ Each entry carries a tag from /work/shared/design/oos-commands.md (and s2s-facts
 
 from __future__ import annotations
 
+from ..powershell import prompt_refused
+
 # ---------------------------------------------------------------------------------------------
 # Well-known identities                                                                    [C]
 # "Microsoft Office Web Apps Service": OOS signs its S2S tokens as this first-party app, in one
@@ -45,10 +47,8 @@ RESTART_SETTINGS = ("S2SCertificateName", "AllowOutboundHttp", "AllowHttpSecureS
 # [U] How Set-OfficeWebAppsFarm fails in a remote, non-interactive host without -Force: the
 # ShouldContinue prompt cannot be shown.
 def force_needed(setting: str) -> str:
-    return ("A command that prompts the user failed because the host program or the command type does not "
-            "support user interaction. The host was attempting to request confirmation with the following "
-            f"message: Changing {setting} while the farm is in operation will lead to failed requests if it "
-            "is not the same on every machine in the farm. Continue with this operation?")
+    return prompt_refused(f"Changing {setting} while the farm is in operation will lead to failed requests if it "
+                          "is not the same on every machine in the farm. Continue with this operation?")
 
 
 # ---------------------------------------------------------------------------------------------

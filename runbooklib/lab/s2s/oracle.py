@@ -42,8 +42,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .names import split_principal_name
-
 __all__ = [
     "LEEWAY",
     "Accepted",
@@ -52,6 +50,7 @@ __all__ = [
     "certificate_x5t",
     "certificates_from_key_credentials",
     "parse_audience",
+    "split_name",
     "unverified_claims",
     "usable_certificates",
     "verify",
@@ -104,12 +103,19 @@ def certificate_x5t(certificate: x509.Certificate) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """``<id>@<realm>`` (an ``iss``, a ``nameid``, a registered issuer name) → ``(id, realm)``, split
+    at the last ``@``; the realm is empty when there is none."""
+    principal_id, at, realm = name.rpartition("@")
+    return (principal_id, realm) if at else (name, "")
+
+
 def parse_audience(aud: object) -> Audience | None:
     """``<principal>/<host>@<realm>`` → its parts, or None when ``aud`` has another shape."""
     if not isinstance(aud, str) or "/" not in aud:
         return None
     principal, _, rest = aud.partition("/")
-    host, realm = split_principal_name(rest)
+    host, realm = split_name(rest)
     if not principal or not host or not realm:
         return None
     return Audience(principal.lower(), host.lower(), realm.lower())

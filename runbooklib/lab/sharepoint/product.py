@@ -38,9 +38,8 @@ class SharePointProduct:
         return SharePointFarm.open(self._state_path(host), name=host.name, ca_bundle=host.ca_bundle)
 
     def mount(self, component: SharePointFarm, server: LabServer, host: Host) -> None:
-        auth = FARM_LISTENER_AUTH + (("basic",) if host.basic_auth else ())
-        WinRMEndpoint(server_name=host.name, commands=component.commands,
-                      accounts={LAB_USER: host.password()}, auth=auth).mount(server)
+        WinRMEndpoint(server_name=host.name, commands=component.commands, accounts={LAB_USER: host.password()},
+                      auth=host.listener_auth(FARM_LISTENER_AUTH)).mount(server)
         component.mount_web(server)
         component.reach_out_through(server)
 
@@ -49,15 +48,7 @@ class SharePointProduct:
             self.open(host).reset()
 
     def inventory_entry(self, component: SharePointFarm, url: str, host: Host) -> dict[str, Any]:
-        return {
-            "role": "sharepoint",
-            "winrm": f"{url}/wsman",
-            "auth": INVENTORY_AUTH,
-            "username": LAB_USER,
-            "password": host.password_ref,
-            "ca_bundle": "ca.pem",
-            "web_url": url,
-        }
+        return host.server_entry("sharepoint", winrm=f"{url}/wsman", auth=INVENTORY_AUTH, web_url=url)
 
     def secret_files(self, component: SharePointFarm) -> dict[str, str]:
         return {}  # the WinRM password file is the estate's (Host.password)

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ..s2s.names import split_principal_name
 from ..pki import KeyPair, new_signing_certificate
+from ..s2s.oracle import split_name
 from ..store import StateStore
 from . import texts as T
 
@@ -417,7 +417,7 @@ def _migrate_issuer_ids(doc: dict[str, Any], definition: FarmDefinition) -> bool
         former = {i.lower() for i in _FORMER_ISSUER_IDS.get(addin.name, ())}
         for state in (doc["initial"], doc["current"]):
             for issuer in state["trusted_issuers"]:
-                issuer_id, realm = split_principal_name(issuer["registered_issuer_name"])
+                issuer_id, realm = split_name(issuer["registered_issuer_name"])
                 if (issuer["name"] == addin.name and issuer["metadata_endpoint"] is None and realm
                         and issuer_id.lower() in former):
                     issuer["registered_issuer_name"] = f"{addin.issuer_id.lower()}@{realm}"

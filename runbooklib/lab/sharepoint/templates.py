@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 from cryptography import x509
 
-from ..s2s.names import split_principal_name
 from ..metadata_download import FetchFailed
 from ..powershell import not_empty, throw, validate_set
+from ..s2s.oracle import split_name
 from ..winrm.api import (
     CommandTable,
     ErrorSpec,
@@ -344,7 +344,7 @@ def move_issuer_to_realm(ops: FarmOperations, inv: Invocation) -> None:
     registered = issuer["registered_issuer_name"]
     if "@" not in registered:
         raise throw(T.issuer_name_without_realm(issuer["name"], registered))
-    wanted = f"{split_principal_name(registered).id}@{realm}"
+    wanted = f"{split_name(registered)[0]}@{realm}"
     changed = registered.lower() != wanted.lower()  # PowerShell's -ne ignores case
     if changed:
         # Set-SPTrustedSecurityTokenIssuer -Identity $issuer -Certificate $issuer.SigningCertificate

@@ -68,7 +68,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, NoReturn, Protocol
 from urllib.parse import urlsplit
 
-from ..s2s.names import split_principal_name
 from ..http import LabServer, Request, Response
 from ..s2s import oracle as s2s_oracle
 from ..s2s.receiver import REASON_HEADER, bearer_token, diagnostics
@@ -348,7 +347,7 @@ def _judge_partner(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verd
 def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdict:
     """A certificate-based issuer: a provider-hosted (high-trust) add-in."""
     accepted = _verify(token, issuer, farm)
-    issuer_id, issuer_realm = split_principal_name(issuer["registered_issuer_name"], lower=True)
+    issuer_id, issuer_realm = s2s_oracle.split_name(issuer["registered_issuer_name"].lower())
     if issuer_realm != farm.realm:
         raise s2s_oracle.Rejected(
             "realm_mismatch",
@@ -356,7 +355,7 @@ def _judge_addin(token: str, issuer: dict[str, Any], farm: _FarmView) -> _Verdic
             f"{issuer_realm}; this farm's realm is {farm.realm} (KB 4010011): re-register it as "
             f"{issuer_id}@{farm.realm}.",
         )
-    client_id, nameid_realm = split_principal_name(accepted.nameid)
+    client_id, nameid_realm = s2s_oracle.split_name(accepted.nameid)
     if nameid_realm != farm.realm:
         raise s2s_oracle.Rejected(
             "realm_mismatch",
@@ -387,7 +386,7 @@ def _judge_fixed_realm(token: str, issuer: dict[str, Any], farm: _FarmView) -> _
 
 def _refuse_unknown_issuer(token: str, iss: str, farm: _FarmView) -> NoReturn:
     """Refuse a token whose ``iss`` is no registered issuer, naming the likeliest cause."""
-    issuer_id, iss_realm = split_principal_name(iss)
+    issuer_id, iss_realm = s2s_oracle.split_name(iss)
     if issuer_id == T.ACS_PRINCIPAL_ID or not issuer_id:
         brokers = [i["registered_issuer_name"] for i in farm.issuers if not i["is_self_issuer"]]
         raise s2s_oracle.Rejected(
@@ -397,7 +396,7 @@ def _refuse_unknown_issuer(token: str, iss: str, farm: _FarmView) -> NoReturn:
         )
     # The same issuer id registered under another realm: the add-in and the farm disagree on the realm.
     known = next((i for i in farm.issuers if not i["metadata_endpoint"]
-                  and split_principal_name(i["registered_issuer_name"], lower=True).id == issuer_id), None)
+                  and s2s_oracle.split_name(i["registered_issuer_name"].lower())[0] == issuer_id), None)
     if known is None:
         raise s2s_oracle.Rejected("unknown_issuer",
                                   f"The issuer {iss} is not a trusted security token issuer of this farm.")

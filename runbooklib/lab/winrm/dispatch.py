@@ -51,6 +51,7 @@ from psrpcore.types import (
 )
 
 from ...cmdlet_signatures import BindingRefused, Signature
+from ..powershell import binding_error, missing_mandatory_text
 from . import _powershell_texts as texts
 from .api import (
     COMMON_PARAMETERS,
@@ -234,16 +235,6 @@ def error_record(spec: ErrorSpec, command: str | None, *, activity: str | None =
     return record
 
 
-def _binding_error(command: str, message: str, error_id: str, *, target: Any = None) -> TerminatingError:
-    return TerminatingError(ErrorSpec(
-        message=message,
-        error_id=error_id,
-        category="InvalidArgument",
-        exception_type="System.Management.Automation.ParameterBindingException",
-        target=target,
-    ))
-
-
 def command_not_found(name: str) -> ErrorRecord:
     """The record PowerShell ends a pipeline with when ``name`` is no command in this runspace."""
     spec = ErrorSpec(
@@ -415,21 +406,17 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
             candidates = sorted({lookup[k] for k in lookup if k.startswith(lowered)}
                                 | {_COMMON_CANONICAL[k] for k in COMMON_PARAMETERS if k.startswith(lowered)})
             if len(candidates) > 1:
-                raise _binding_error(
-                    command,
+                raise binding_error(
                     f"Parameter cannot be processed because the parameter name '{key}' is ambiguous. "
                     f"Possible matches include: {' '.join('-' + c for c in candidates)}.",
                     "AmbiguousParameter",
                 )
             if not candidates:
-                raise _binding_error(
-                    command, f"A parameter cannot be found that matches parameter name '{key}'.",
-                    "NamedParameterNotFound",
-                )
+                raise binding_error(f"A parameter cannot be found that matches parameter name '{key}'.",
+                                    "NamedParameterNotFound")
             canonical = candidates[0]
         if canonical in bound.parameters:
-            raise _binding_error(
-                command,
+            raise binding_error(
                 f"Cannot bind parameter because parameter '{canonical}' is specified more than once. To provide "
                 "multiple values to parameters that can accept multiple values, use the array syntax. For "
                 'example, "-parameter value1,value2,value3".',
@@ -453,10 +440,8 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
     )
     for arg in positional:
         if not open_positions:
-            raise _binding_error(
-                command, f"A positional parameter cannot be found that accepts argument '{arg}'.",
-                "PositionalParameterNotFound", target=str(arg),
-            )
+            raise binding_error(f"A positional parameter cannot be found that accepts argument '{arg}'.",
+                                "PositionalParameterNotFound", target=str(arg))
         _, name = open_positions.pop(0)
         bound.parameters[name] = arg
 
@@ -465,12 +450,7 @@ def _bind(command: str, specs: dict[str, ParamSpec] | None,
         return bound
     missing = [name for name, spec in specs.items() if spec.mandatory and name not in bound.parameters]
     if missing:
-        raise _binding_error(
-            command,
-            "Cannot process command because of one or more missing mandatory parameters: "
-            f"{' '.join(missing)}.",
-            "MissingMandatoryParameter",
-        )
+        raise binding_error(missing_mandatory_text(missing), "MissingMandatoryParameter")
     return bound
 
 
@@ -479,7 +459,7 @@ def _resolve_parameter_set(command: str, signature: Signature, names: list[str],
     try:
         signature.parameter_set(names, piped=piped)
     except BindingRefused as refused:
-        raise _binding_error(command, refused.message, refused.error_id) from None
+        raise binding_error(refused.message, refused.error_id) from None
 
 
 # --------------------------------------------------------------------------- invocation
