@@ -185,6 +185,14 @@ def _foreign_skype_online_key(lab: Estate) -> dict:
     return key
 
 
+def test_cross_premises_preflight_stops_when_the_tenant_lacks_skype_for_business_online(lab):
+    with lab.tenant.directory(write=True) as directory:
+        directory["servicePrincipals"].remove(find_service_principal(directory, app_id=SKYPE_PRINCIPAL_ID))
+    message = _preflight_stops(lab, _params(topology="cross-premises", tenant="contoso", exchange=None,
+                                            external_web_fqdn="webext.contoso.lab"))
+    assert f"the tenant has no Skype for Business Online service principal (appId {SKYPE_PRINCIPAL_ID})" in message
+
+
 def test_cross_premises_plan_changes_nothing_first_run_trusts_the_tenant_keeping_other_keys_second_changes_nothing(
         lab, tmp_path):
     archive = tmp_path / "records"

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..certs import check_usable, load_certificate, short_thumbprint, thumbprint_of
-from ..errors import CertificateError, InputError, MetadataError
+from ..errors import CertificateError, GraphError, InputError, MetadataError
 from ..exchange import APPLICATION_TYPES, ExchangeServer
 from ..fan_out import fan_out
 from ..farm_steps import app_principal_permission_step, metadata_issuer_step
@@ -428,7 +428,25 @@ def _preflight_check(ctx: Any) -> Check:
         evidence["partners"][partner.kind] = {"metadata_url": partner.metadata_url, "issuer": metadata.issuer,
                                               "signing_certificates": list(metadata.thumbprints)}
         found.append(f"{partner.title}: {metadata.issuer}, certificate {short_thumbprint(metadata.thumbprints[0])}")
+    if p.topology == "cross-premises":
+        try:
+            evidence["tenant"] = _tenant_facts(ctx)
+        except (MetadataError, GraphError) as exc:
+            found.append(f"tenant {p.tenant}: not usable")
+            return stop(f"the tenant {p.tenant} is not usable cross-premises: {exc.message}",
+                        (exc.hint or "").rstrip(".") + ". Nothing was changed.")
+        found.append(f"tenant {p.tenant}: ACS {evidence['tenant']['acs_issuer']}; Skype for Business Online "
+                     f"principal {evidence['tenant']['skype_online_principal']}")
     return Check(found="\n".join(found), wanted=wanted, evidence=evidence)
+
+
+def _tenant_facts(ctx: Any) -> dict[str, str]:
+    """What the cross-premises step needs of the tenant, read now: its ACS metadata (the pool's OAuth
+    server) and the Skype for Business Online principal (MetadataError / GraphError otherwise)."""
+    spec = _tenant_spec(ctx)
+    acs = fetch_metadata(spec.acs_metadata_url, ca_bundle=spec.ca_bundle)
+    return {"acs_metadata_url": spec.acs_metadata_url, "acs_issuer": acs.issuer,
+            "skype_online_principal": _skype_online(ctx).object_id()}
 
 
 def _metadata_problem(partner: PartnerSpec, metadata: S2SMetadata) -> str | None:
