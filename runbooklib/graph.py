@@ -65,6 +65,7 @@ __all__ = [
     "SpnChange",
     "certificate_key",
     "expired_keys",
+    "host_spn",
     "principal_label",
     "show_device_code",
     "wildcard_spn",
@@ -250,6 +251,17 @@ def wildcard_spn(root_domain: str, *, principal_id: str = SHAREPOINT_PRINCIPAL_I
             hint="give the public root domain of the farm's URLs, e.g. contoso.com for https://sharepoint.contoso.com",
         )
     return f"{principal_id}/*.{domain}"
+
+
+def host_spn(host: str, *, principal_id: str) -> str:
+    """``<principal id>/<host>`` after checking ``host`` is one DNS name (no scheme, path, port or wildcard)."""
+    name = host.strip().lower().rstrip(".")
+    if "://" in name or "/" in name or name.startswith("*.") or not _DOMAIN.match(name):
+        raise InputError(
+            f"{host!r} is not a host name",
+            hint="give the fully qualified host name only, e.g. webext.contoso.com for https://webext.contoso.com/",
+        )
+    return f"{principal_id}/{name}"
 
 
 def _as_certificate(cert: CertificateInput) -> x509.Certificate:
@@ -918,17 +930,34 @@ class Principal:
             log.warning(text)
         return spn, current, warnings
 
+    def _host_spn_state(self, host: str) -> tuple[str, list[str], list[str]]:
+        return host_spn(host, principal_id=self.app_id), self.service_principal_names(), []
+
     def plan_spn(self, root_domain: str) -> SpnChange:
-        spn, current, warnings = self._spn_state(root_domain)
+        return self._plan_spn(*self._spn_state(root_domain))
+
+    def plan_host_spn(self, host: str) -> SpnChange:
+        """What :meth:`ensure_host_spn` would do, without writing."""
+        return self._plan_spn(*self._host_spn_state(host))
+
+    def _plan_spn(self, spn: str, current: list[str], warnings: list[str]) -> SpnChange:
         present = any(s.lower() == spn.lower() for s in current)
         return SpnChange("present" if present else "would_add", spn, current, current, warnings, principal=self.label)
 
     def ensure_spn(self, root_domain: str) -> SpnChange:
         """Give the principal the wildcard SPN for ``root_domain``."""
+        return self._add_spn(lambda: self._spn_state(root_domain))
+
+    def ensure_host_spn(self, host: str) -> SpnChange:
+        """Give the principal the SPN ``<appId>/<host>`` (Skype for Business: the pool's external web FQDN)."""
+        return self._add_spn(lambda: self._host_spn_state(host))
+
+    def _add_spn(self, state: Callable[[], tuple[str, list[str], list[str]]]) -> SpnChange:
+        """Append the SPN ``state()`` names to the principal's SPNs, under the tenant's write lock."""
         from msgraph.generated.models.service_principal import ServicePrincipal
 
         with self.graph._write_lock():
-            spn, current, warnings = self._spn_state(root_domain)
+            spn, current, warnings = state()
             if any(s.lower() == spn.lower() for s in current):
                 return SpnChange("present", spn, current, current, warnings, principal=self.label)
             object_id = self.object_id()

@@ -1,5 +1,5 @@
-"""Steps on a tenant's service principal: upload a certificate key, remove expired keys, add a
-wildcard SPN.
+"""Steps on a tenant's service principal: upload a certificate key, remove expired keys, add an
+SPN (a wildcard for a domain, or one host).
 
 Each factory takes the principal it acts on as a function of the run (``principal(ctx)``), so
 one step shape serves the SharePoint Online, Exchange Online and Skype for Business Online
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .certs import LoadedCertificate, short_thumbprint
-from .graph import Principal, certificate_key, expired_keys, wildcard_spn
+from .graph import Principal, SpnChange, certificate_key, expired_keys, host_spn, wildcard_spn
 from .steps import Check, FromRun, Proof, Step, step
 
 __all__ = ["expired_keys_step", "key_upload_step", "spn_step"]
@@ -37,8 +37,8 @@ def key_upload_step(step_id: str, title: str, *, principal: PrincipalOf,
         if plan.action == "would_add":
             changes.append(f"add {_describe_certificate(cert)}; keep {len(others)} existing key(s)")
         present = "present" if plan.action == "present" else "missing"
-        return Check(found=f"{len(plan.before)} key(s); farm key {short_thumbprint(cert.thumbprint)} {present}",
-                     wanted=f"farm key {short_thumbprint(cert.thumbprint)} present, every other key kept",
+        return Check(found=f"{len(plan.before)} key(s); key {short_thumbprint(cert.thumbprint)} {present}",
+                     wanted=f"key {short_thumbprint(cert.thumbprint)} present, every other key kept",
                      changes=changes, evidence=evidence)
 
     def apply(ctx: Any, found: Check) -> list[str]:
@@ -54,11 +54,11 @@ def key_upload_step(step_id: str, title: str, *, principal: PrincipalOf,
         present = certificate_key(keys, cert.thumbprint) is not None
         others = found.evidence.get("other_key_ids", [])
         lost = [kid for kid in others if kid not in ids]
-        text = (f"re-read {len(keys)} key(s): farm key {short_thumbprint(cert.thumbprint)} "
+        text = (f"re-read {len(keys)} key(s): key {short_thumbprint(cert.thumbprint)} "
                 f"{'present' if present else 'MISSING'}; "
                 + (f"LOST {', '.join(lost)}" if lost else f"all {len(others)} other key(s) kept"))
         return Proof(ok=present and not lost, text=text, evidence={"keys_after": [k.describe() for k in keys]},
-                     hint="Restore any lost key from the record's evidence (keys_before) and upload the farm key again.")
+                     hint="Restore any lost key from the record's evidence (keys_before) and upload the certificate again.")
 
     return step(step_id, title, check=check, apply=apply, verify=verify)
 
@@ -97,27 +97,44 @@ def expired_keys_step(step_id: str, title: str, *, principal: PrincipalOf,
     return step(step_id, title, check=check, apply=apply, verify=verify)
 
 
-def spn_step(step_id: str, title: str, *, principal: PrincipalOf, root_domain: FromRun[str]) -> Step:
-    """A step that gives ``principal`` the wildcard SPN ``<appId>/*.<root domain>``."""
+def spn_step(step_id: str, title: str, *, principal: PrincipalOf, root_domain: FromRun[str] | None = None,
+             host: FromRun[str] | None = None) -> Step:
+    """A step that gives ``principal`` an SPN: the wildcard ``<appId>/*.<root domain>``, or with
+    ``host`` instead the SPN of that one host, ``<appId>/<host>``."""
+    if (root_domain is None) == (host is None):
+        raise TypeError("spn_step takes root_domain or host, not both or neither")
+
+    def plan(ctx: Any) -> SpnChange:
+        target = principal(ctx)
+        return target.plan_spn(root_domain(ctx)) if root_domain else target.plan_host_spn(host(ctx))  # type: ignore[misc]
+
+    def ensure(ctx: Any) -> SpnChange:
+        target = principal(ctx)
+        return target.ensure_spn(root_domain(ctx)) if root_domain else target.ensure_host_spn(host(ctx))  # type: ignore[misc]
+
+    def wanted_spn(ctx: Any, target: Principal) -> str:
+        if root_domain:
+            return wildcard_spn(root_domain(ctx), principal_id=target.app_id)
+        return host_spn(host(ctx), principal_id=target.app_id)  # type: ignore[misc]
 
     def check(ctx: Any) -> Check:
-        plan = principal(ctx).plan_spn(root_domain(ctx))
-        changes = [f"add SPN {plan.spn}"] if plan.action == "would_add" else []
-        present = "present" if plan.action == "present" else "missing"
-        return Check(found=f"{len(plan.before)} SPN(s); {plan.spn} {present}", wanted=f"{plan.spn} present",
-                     changes=changes, warnings=list(plan.warnings), evidence={"spns_before": plan.before})
+        change = plan(ctx)
+        changes = [f"add SPN {change.spn}"] if change.action == "would_add" else []
+        present = "present" if change.action == "present" else "missing"
+        return Check(found=f"{len(change.before)} SPN(s); {change.spn} {present}", wanted=f"{change.spn} present",
+                     changes=changes, warnings=list(change.warnings), evidence={"spns_before": change.before})
 
     def apply(ctx: Any, found: Check) -> list[str]:
-        change = principal(ctx).ensure_spn(root_domain(ctx))
+        change = ensure(ctx)
         return [f"added SPN {change.spn}"] if change.changed else []
 
     def verify(ctx: Any, found: Check) -> Proof:
         target = principal(ctx)
         spns = target.service_principal_names()
-        wanted = wildcard_spn(root_domain(ctx), principal_id=target.app_id)
-        return Proof(ok=wanted in spns,
-                     text=f"servicePrincipalNames {'contains' if wanted in spns else 'LACKS'} {wanted}",
+        wanted = wanted_spn(ctx, target)
+        present = any(s.lower() == wanted.lower() for s in spns)
+        return Proof(ok=present, text=f"servicePrincipalNames {'contains' if present else 'LACKS'} {wanted}",
                      evidence={"spns": spns},
-                     hint=f"Add the wildcard SPN to {target.label} (Graph PATCH servicePrincipalNames).")
+                     hint=f"Add the SPN {wanted} to {target.label} (Graph PATCH servicePrincipalNames).")
 
     return step(step_id, title, check=check, apply=apply, verify=verify)

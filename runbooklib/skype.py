@@ -225,6 +225,13 @@ class SkypePool(ProductClient):
         self._invoke("New-CsPartnerApplication", {"Identity": identity, "MetadataUrl": metadata_url,
                                                   "ApplicationTrustLevel": trust_level})
 
+    def new_oauth_partner_application(self, identity: str, application_identifier: str, *,
+                                      trust_level: str = "Full") -> None:
+        """New-CsPartnerApplication -UseOAuthServer: the application's tokens come from the pool's
+        OAuth server (Exchange Online through the tenant), so no metadata is read."""
+        self._invoke("New-CsPartnerApplication", {"Identity": identity, "ApplicationIdentifier": application_identifier,
+                                                  "ApplicationTrustLevel": trust_level, "UseOAuthServer": True})
+
     def set_partner_application(self, identity: str, *, metadata_url: str | None = None,
                                 trust_level: str | None = None, enabled: bool | None = None) -> None:
         """Set-CsPartnerApplication; with ``metadata_url`` the pool reads the metadata again."""

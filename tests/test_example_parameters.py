@@ -21,14 +21,20 @@ def test_shipped_parameters_validate_against_the_scenario_model(kind, name):
     load_parameters(path, SCENARIOS[name].load().Parameters, source=str(path))
 
 
-def test_example_inventory_is_valid_once_its_files_exist(tmp_path):
-    inventory = tmp_path / "inventory.yaml"
-    shutil.copy(ROOT / "parameters" / "examples" / "inventory.yaml", inventory)
-    for referenced in ("contoso-root-ca.pem", "runbook-app.pfx"):
-        (tmp_path / referenced).write_text("placeholder\n")
-    inv = load_inventory(inventory)
-    for name, server in inv.servers.items():
-        assert server.winrm.startswith("https://") and server.password and ":" in server.password, name
-    example_params = load_parameters(ROOT / "parameters" / "examples" / "sharepoint-hybrid.yaml",
-                                     SCENARIOS["sharepoint-hybrid"].load().Parameters, source="example")
-    SCENARIOS["sharepoint-hybrid"].validate(example_params.model_dump(), inv, source="example")
+def _variants() -> list[tuple[Path, str]]:
+    """Shipped ``<scenario>-<variant>.yaml`` files (e.g. skype-partner-cross-premises), each with its scenario."""
+    found = []
+    for path in sorted((ROOT / "parameters").glob("*/*.yaml")):
+        owner = next((n for n in SCENARIOS if path.stem.startswith(f"{n}-")), None)
+        if owner and path.stem not in SCENARIOS:
+            found.append((path, owner))
+    return found
+
+
+def test_the_cross_premises_variant_is_shipped():
+    assert (ROOT / "parameters" / "lab" / "skype-partner-cross-premises.yaml", "skype-partner") in _variants()
+
+
+@pytest.mark.parametrize("path, name", _variants(), ids=lambda v: getattr(v, "name", v))
+def test_shipped_variants_validate_against_their_scenario_model(path, name):
+    load_parameters(path, SCENARIOS[name].load().Parameters, source=str(path))

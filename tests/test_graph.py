@@ -17,7 +17,7 @@ import pytest
 
 from runbooklib.errors import GraphError, InputError
 from runbooklib.graph import GraphClient, wildcard_spn
-from runbooklib.wellknown import EXCHANGE_PRINCIPAL_ID, SHAREPOINT_PRINCIPAL_ID as SPO_PRINCIPAL_ID
+from runbooklib.wellknown import EXCHANGE_PRINCIPAL_ID, SKYPE_PRINCIPAL_ID, SHAREPOINT_PRINCIPAL_ID as SPO_PRINCIPAL_ID
 from runbooklib.lab.http import LabServer, Request, Response
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.tenant.graph import GraphApi
@@ -297,6 +297,18 @@ def test_ensure_spn_warns_about_another_spn_with_the_domain(graph: GraphClient, 
     assert change.action == "added"
     assert len(change.warnings) == 1 and "sharepoint.contoso.lab" in change.warnings[0]
     assert "sharepoint.contoso.lab" in caplog.text
+
+
+def test_ensure_host_spn_adds_one_host_to_the_skype_principal_once(graph: GraphClient, fresh: TenantLab) -> None:
+    skype = graph.principal(SKYPE_PRINCIPAL_ID)
+    before = fresh.tenant.spns(SKYPE_PRINCIPAL_ID)
+    assert skype.plan_host_spn("webext.contoso.lab").action == "would_add"
+    change = skype.ensure_host_spn("WebExt.contoso.lab")
+    assert change.action == "added" and change.spn == f"{SKYPE_PRINCIPAL_ID}/webext.contoso.lab"
+    assert fresh.tenant.spns(SKYPE_PRINCIPAL_ID) == before + [change.spn]
+    assert skype.ensure_host_spn("webext.contoso.lab").action == "present"
+    with pytest.raises(InputError, match="not a host name"):
+        skype.ensure_host_spn("https://webext.contoso.lab/")
 
 
 def test_ensure_spn_names_the_principal_that_holds_it(graph: GraphClient, fresh: TenantLab) -> None:

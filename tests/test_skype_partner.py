@@ -18,15 +18,17 @@ from runbooklib.inventory import load_inventory
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.pki import new_signing_certificate
 from runbooklib.lab.sharepoint.addin import call_site
+from runbooklib.lab.tenant.directory import find_service_principal, key_credential_for
 from runbooklib.remote import RemoteConnections
 from runbooklib.runner import start
 from runbooklib.scenarios import skype_partner as skype
 from runbooklib.skype import SkypePool
-from runbooklib.wellknown import SHAREPOINT_PRINCIPAL_ID
+from runbooklib.wellknown import EXCHANGE_PRINCIPAL_ID, SHAREPOINT_PRINCIPAL_ID, SKYPE_PRINCIPAL_ID
 
 pytestmark = pytest.mark.slow
 
 LAB_PARAMS = ROOT / "parameters" / "lab" / "skype-partner.yaml"
+CROSS_PREMISES_PARAMS = ROOT / "parameters" / "lab" / "skype-partner-cross-premises.yaml"
 SITE = "https://sharepoint.contoso.lab"
 USER = "sip:alice@contoso.lab"
 
@@ -49,8 +51,8 @@ def lab(estate: Estate) -> Iterator[Estate]:
     estate.reset()
 
 
-def run_skype(lab: Estate, archive: Path, *args: str):
-    result = runbook("run", "skype-partner", "--inventory", str(lab.inventory_path), "--params", str(LAB_PARAMS),
+def run_skype(lab: Estate, archive: Path, *args: str, params: Path = LAB_PARAMS):
+    result = runbook("run", "skype-partner", "--inventory", str(lab.inventory_path), "--params", str(params),
                      "--archive", str(archive), *args)
     index = archive / "index.jsonl"
     entries = [json.loads(line) for line in index.read_text().splitlines()] if index.exists() else []
@@ -158,9 +160,72 @@ def test_without_a_certificate_named_or_assigned_preflight_says_which_to_name(la
     assert "no OAuthTokenIssuer certificate" in message and "thumbprint" in message
 
 
-def test_a_partner_chosen_without_its_server_is_invalid_input_before_anything_is_contacted(lab, tmp_path):
+@pytest.mark.parametrize("override, expected", [
+    ("exchange=null", "needs exchange"),
+    ("topology=hybrid", "topology"),
+    ("topology=cross-premises", "needs tenant"),
+])
+def test_invalid_input_exits_2_before_anything_is_contacted(lab, tmp_path, override, expected):
     before = lab_state_bytes(lab)
-    result, _ = run_skype(lab, tmp_path / "records", "-p", "exchange=null")
+    result, _ = run_skype(lab, tmp_path / "records", "-p", override)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "needs exchange" in result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr
+    assert not (tmp_path / "records" / "index.jsonl").exists(), "no notebook may run on invalid input"
     assert lab_state_bytes(lab) == before
+
+
+# -- cross-premises: Exchange Online and Skype for Business Online through the tenant ------------------
+
+
+def _foreign_skype_online_key(lab: Estate) -> dict:
+    """A key another pool already gave the Skype for Business Online principal."""
+    key = key_credential_for(new_signing_certificate("fabrikam.lab").certificate, "CN=fabrikam.lab pool")
+    with lab.tenant.directory(write=True) as directory:
+        find_service_principal(directory, app_id=SKYPE_PRINCIPAL_ID)["keyCredentials"].append(key)
+    return key
+
+
+def test_cross_premises_preflight_stops_when_the_tenant_lacks_skype_for_business_online(lab):
+    with lab.tenant.directory(write=True) as directory:
+        directory["servicePrincipals"].remove(find_service_principal(directory, app_id=SKYPE_PRINCIPAL_ID))
+    message = _preflight_stops(lab, _params(topology="cross-premises", tenant="contoso", exchange=None,
+                                            external_web_fqdn="webext.contoso.lab"))
+    assert f"the tenant has no Skype for Business Online service principal (appId {SKYPE_PRINCIPAL_ID})" in message
+
+
+def test_cross_premises_plan_changes_nothing_first_run_trusts_the_tenant_keeping_other_keys_second_changes_nothing(
+        lab, tmp_path):
+    archive = tmp_path / "records"
+    foreign = _foreign_skype_online_key(lab)
+    before = lab_state_bytes(lab)
+    plan, scraps = run_skype(lab, archive, "--plan", params=CROSS_PREMISES_PARAMS)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert scraps["run"]["status"] == "planned" and scraps["changes"] == 0
+    assert lab_state_bytes(lab) == before, "a plan must change nothing"
+    planned = {s["id"]: s for s in scraps["steps"]}["cross-premises"]
+    assert "create the OAuth server 'microsoft.sts'" in json.dumps(planned)
+
+    first, scraps = run_skype(lab, archive, params=CROSS_PREMISES_PARAMS)
+    assert first.returncode == 0, first.stdout + first.stderr
+    steps = {s["id"]: s for s in scraps["steps"]}
+    assert steps["cross-premises"]["status"] == "changed", steps["cross-premises"]
+    assert steps["exchange-partner-application"]["status"] == "skipped"
+    pool = lab.component("skype-fe1").snapshot()["global"]
+    assert [(s["Identity"], s["MetadataUrl"], s["Realm"]) for s in pool["oauth_servers"]] == [
+        ("microsoft.sts", load_inventory(lab.inventory_path).tenant("contoso").acs_metadata_url, lab.tenant.tenant_id)]
+    apps = {a["Identity"]: a for a in pool["partner_applications"]}
+    assert sorted(apps) == ["microsoft.exchange", "microsoft.sharepoint"]
+    assert apps["microsoft.exchange"]["ApplicationIdentifier"] == EXCHANGE_PRINCIPAL_ID
+    assert apps["microsoft.exchange"]["UseOAuthServer"] is True and apps["microsoft.exchange"]["MetadataUrl"] is None
+    assert pool["oauth"]["ExchangeAutodiscoverUrl"] == skype.EXCHANGE_ONLINE_AUTODISCOVER_URL
+    keys = {k["keyId"]: k for k in lab.tenant.key_credentials(SKYPE_PRINCIPAL_ID)}
+    pool_thumbprint = steps["preflight"]["evidence"]["certificate"]["thumbprint"]
+    assert foreign["keyId"] in keys, "a key another pool put there must be kept"
+    assert sorted(k["customKeyIdentifier"] for k in keys.values()) == sorted(
+        [foreign["customKeyIdentifier"], pool_thumbprint])
+    assert f"{SKYPE_PRINCIPAL_ID}/webext.contoso.lab" in lab.tenant.spns(SKYPE_PRINCIPAL_ID)
+
+    second, scraps = run_skype(lab, archive, params=CROSS_PREMISES_PARAMS)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert scraps["changes"] == 0
+    assert {s["id"]: s["status"] for s in scraps["steps"]}["cross-premises"] == "ok"

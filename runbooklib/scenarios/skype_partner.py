@@ -1,11 +1,15 @@
-"""Scenario 3 — Skype for Business Server ↔ its partner applications (Exchange, SharePoint), on premises.
+"""Scenario 3 — Skype for Business Server ↔ its partner applications (Exchange, SharePoint), on
+premises or cross-premises with Exchange Online.
 
 Skype for Business signs its own S2S tokens with the pool's OAuthTokenIssuer certificate and
 publishes that certificate in its metadata (``https://<pool>/metadata/json/1``). A trust is two
 one-way trusts: the pool trusts each partner through a *partner application* made from the
 partner's metadata, and each partner trusts the pool from the pool's metadata — Exchange with a
 partner application of its own (linked account and roles), SharePoint with a trusted token
-issuer and an app principal permission. Every step checks first and changes only what is
+issuer and an app principal permission. Cross-premises, Exchange is Exchange Online: the pool
+trusts the tenant as its OAuth server and Exchange Online through it, and the tenant trusts the
+pool because its certificate is a key of the Skype for Business Online principal (whose SPN
+names the pool's external web services). Every step checks first and changes only what is
 missing; each proves its end state.
 """
 
@@ -25,15 +29,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..certs import check_usable, load_certificate, short_thumbprint, thumbprint_of
-from ..errors import CertificateError, InputError, MetadataError
+from ..errors import CertificateError, GraphError, InputError, MetadataError
 from ..exchange import APPLICATION_TYPES, ExchangeServer
 from ..fan_out import fan_out
 from ..farm_steps import app_principal_permission_step, metadata_issuer_step
 from ..metadata import S2SMetadata, fetch_metadata, parse_metadata, same_metadata_uri
 from ..sharepoint import Farm
-from ..skype import SkypePool, StoreCertificate
+from ..skype import OAuthServer, SkypePool, StoreCertificate
 from ..steps import Check, Proof, Step, step
-from ..targets import Server
+from ..graph import Principal, host_spn
+from ..principal_steps import key_upload_step, spn_step
+from ..targets import Server, Tenant
 from ..trust_set import PARTNER_KINDS
 from ..wellknown import (
     EXCHANGE_METADATA_PATH,
@@ -47,6 +53,7 @@ from ..wellknown import (
 __all__ = ["Parameters", "PartnerSpec", "SkypeFacts", "STEPS", "validate_against"]
 
 PartnerChoice = Literal["exchange", "sharepoint", "both"]
+Topology = Literal["on-premises", "cross-premises"]
 _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 _URL = re.compile(r"^https?://[^/\s]+(/.*)?$")
 TRUST_LEVEL = "Full"  # Exchange and SharePoint speak for users of the realm (SFB-CFGPA)
@@ -54,6 +61,8 @@ AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"  # not autodiscover.xml (SF
 # Where a partner's OAuth call reaches the pool's web services (unconfirmed; override per estate).
 SKYPE_OAUTH_TEST_PATH = "/ucwa/oauth/v1/applications"
 LYNC = APPLICATION_TYPES["Lync"]  # what Exchange's own script gives a Skype for Business pool
+# Where a pool finds Exchange Online's services (SFB-HMA).
+EXCHANGE_ONLINE_AUTODISCOVER_URL = "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc"
 
 
 class Parameters(BaseModel):
@@ -64,6 +73,13 @@ class Parameters(BaseModel):
     front_ends: Annotated[list[str], Server("skype")] = Field(
         min_length=1, description="inventory names of every Front End Server of the pool")
     partners: PartnerChoice = Field("both", description="exchange | sharepoint | both")
+    topology: Topology = Field(
+        "on-premises", description="on-premises | cross-premises (Exchange is Exchange Online, trusted through the tenant)")
+    tenant: Annotated[str | None, Tenant()] = Field(
+        None, description="cross-premises: inventory name of the Microsoft 365 tenant")
+    external_web_fqdn: str | None = Field(
+        None, description="cross-premises: the pool's external web services FQDN, e.g. webext.contoso.com")
+    oauth_server_identity: str = Field("microsoft.sts", description="cross-premises: the pool's OAuth server for the tenant")
     exchange: Annotated[str | None, Server("exchange")] = Field(None, description="inventory name of the Exchange server")
     farm: Annotated[str | None, Server("sharepoint")] = Field(None, description="inventory name of the SharePoint farm")
     site_url: str | None = Field(None, description="the farm's web application Skype calls, e.g. https://sharepoint.contoso.com")
@@ -102,6 +118,16 @@ class Parameters(BaseModel):
             raise ValueError(f"expected a URL like https://server.contoso.com/…, not {value!r}")
         return value.rstrip("/") if value else value
 
+    @field_validator("external_web_fqdn")
+    @classmethod
+    def _fqdn(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return host_spn(value, principal_id=SKYPE_PRINCIPAL_ID).split("/", 1)[1]
+        except InputError as exc:
+            raise ValueError(f"{exc.message}: expected the host name only, like webext.contoso.com") from None
+
     @field_validator("test_sip_uri")
     @classmethod
     def _sip(cls, value: str | None) -> str | None:
@@ -115,13 +141,36 @@ class Parameters(BaseModel):
             raise ValueError("front_ends names a server twice")
         if self.thumbprint and self.certificate_subject:
             raise ValueError("give thumbprint or certificate_subject, not both")
+        if self.topology == "cross-premises":
+            return self._cross_premises()
+        if self.tenant or self.external_web_fqdn:
+            raise ValueError("tenant and external_web_fqdn are for topology: cross-premises only")
         if self.partners in ("exchange", "both") and not self.exchange:
             raise ValueError(f"partners: {self.partners} needs exchange (the Exchange server's inventory name)")
         if self.partners in ("exchange", "both") and not self.test_sip_uri:
             raise ValueError(f"partners: {self.partners} needs test_sip_uri (a user with a mailbox, for the proof)")
+        return self._sharepoint_named()
+
+    def _cross_premises(self) -> "Parameters":
+        if not self.tenant:
+            raise ValueError("topology: cross-premises needs tenant (the Microsoft 365 tenant's inventory name)")
+        if not self.external_web_fqdn:
+            raise ValueError("topology: cross-premises needs external_web_fqdn (the pool's external web services "
+                             "FQDN, Get-CsService -WebServer: ExternalFqdn)")
+        if self.exchange or self.exchange_metadata_url:
+            raise ValueError("topology: cross-premises trusts Exchange Online through the tenant: leave out exchange "
+                             "and exchange_metadata_url (an on-premises Exchange server)")
+        return self._sharepoint_named()
+
+    def _sharepoint_named(self) -> "Parameters":
         if self.partners in ("sharepoint", "both") and not (self.farm and self.site_url):
             raise ValueError(f"partners: {self.partners} needs farm and site_url (the SharePoint farm)")
         return self
+
+    @property
+    def exchange_online(self) -> bool:
+        """Whether Exchange Online is a partner of this run (cross-premises with Exchange)."""
+        return self.topology == "cross-premises" and self.partners in ("exchange", "both")
 
 
 @dataclass(frozen=True)
@@ -222,6 +271,8 @@ class SkypeFacts:
     @cached_property
     def autodiscover_url(self) -> str | None:
         p = self._ctx.params
+        if p.exchange_online:
+            return p.exchange_autodiscover_url or EXCHANGE_ONLINE_AUTODISCOVER_URL
         if not any(x.kind == "exchange" for x in self.partners):
             return None
         return p.exchange_autodiscover_url or self._ctx.inventory.servers[p.exchange].web_url.rstrip("/") + AUTODISCOVER_PATH
@@ -304,6 +355,13 @@ def _exchange(ctx: Any) -> bool:
     return any(p.kind == "exchange" for p in _facts(ctx).partners)
 
 
+def _no_exchange(ctx: Any) -> str:
+    """Why a step for an on-premises Exchange server has nothing to do in this run."""
+    if ctx.params.exchange_online:
+        return "Exchange is Exchange Online here: the pool trusts it through the tenant (cross-premises step)"
+    return "Exchange is not a partner in this run"
+
+
 # -- step 0: pre-flight --------------------------------------------------------------------
 
 
@@ -370,7 +428,25 @@ def _preflight_check(ctx: Any) -> Check:
         evidence["partners"][partner.kind] = {"metadata_url": partner.metadata_url, "issuer": metadata.issuer,
                                               "signing_certificates": list(metadata.thumbprints)}
         found.append(f"{partner.title}: {metadata.issuer}, certificate {short_thumbprint(metadata.thumbprints[0])}")
+    if p.topology == "cross-premises":
+        try:
+            evidence["tenant"] = _tenant_facts(ctx)
+        except (MetadataError, GraphError) as exc:
+            found.append(f"tenant {p.tenant}: not usable")
+            return stop(f"the tenant {p.tenant} is not usable cross-premises: {exc.message}",
+                        (exc.hint or "").rstrip(".") + ". Nothing was changed.")
+        found.append(f"tenant {p.tenant}: ACS {evidence['tenant']['acs_issuer']}; Skype for Business Online "
+                     f"principal {evidence['tenant']['skype_online_principal']}")
     return Check(found="\n".join(found), wanted=wanted, evidence=evidence)
+
+
+def _tenant_facts(ctx: Any) -> dict[str, str]:
+    """What the cross-premises step needs of the tenant, read now: its ACS metadata (the pool's OAuth
+    server) and the Skype for Business Online principal (MetadataError / GraphError otherwise)."""
+    spec = _tenant_spec(ctx)
+    acs = fetch_metadata(spec.acs_metadata_url, ca_bundle=spec.ca_bundle)
+    return {"acs_metadata_url": spec.acs_metadata_url, "acs_issuer": acs.issuer,
+            "skype_online_principal": _skype_online(ctx).object_id()}
 
 
 def _metadata_problem(partner: PartnerSpec, metadata: S2SMetadata) -> str | None:
@@ -632,8 +708,7 @@ def _same_account(a: str, b: str) -> bool:
 
 def _exchange_check(ctx: Any) -> Check:
     if not _exchange(ctx):
-        return Check(found="Exchange is not a partner in this run", wanted="nothing on Exchange",
-                     skip="Exchange is not a partner in this run")
+        return Check(found=_no_exchange(ctx), wanted="nothing on Exchange", skip=_no_exchange(ctx))
     known, ex = _facts(ctx), _exchange_server(ctx)
     url = known.skype_metadata_url
     app = ex.partner_application_for(url)
@@ -731,7 +806,140 @@ def _b64decode(value: str) -> bytes:
     return base64.b64decode(value)
 
 
-# -- step 4: the proof ---------------------------------------------------------------------
+# -- step 4: cross-premises — the tenant, Exchange Online, Skype for Business Online ---------
+
+
+def _oauth_server_check(ctx: Any) -> Check:
+    identity, url = ctx.params.oauth_server_identity, _acs_metadata_url(ctx)
+    server = _oauth_server(ctx)
+    wanted = f"OAuth server '{identity}' from {url}"
+    create = f"create the OAuth server '{identity}' from {url} (New-CsOAuthServer)"
+    if server is None:
+        return Check(found=f"no OAuth server '{identity}'", wanted=wanted, changes=[create], data="new")
+    found = f"'{server.identity}' from {server.metadata_url}, realm {server.realm}"
+    if same_metadata_uri(server.metadata_url, url):
+        return Check(found=found, wanted=wanted)
+    # Get/Remove/New is the published pattern: the URL of an OAuth server is not changed in place.
+    return Check(found=found, wanted=wanted, data="replace",
+                 changes=[f"remove '{server.identity}' (it reads another tenant's metadata) and {create}"])
+
+
+def _oauth_server_apply(ctx: Any, found: Check) -> list[str]:
+    pool, identity = _pool(ctx), ctx.params.oauth_server_identity
+    if found.data == "replace":
+        pool.remove_oauth_server(identity)
+    pool.new_oauth_server(identity, _acs_metadata_url(ctx))
+    return list(found.changes)
+
+
+def _oauth_server_verify(ctx: Any, found: Check) -> Proof:
+    server, tenant_id = _oauth_server(ctx), str(_tenant_spec(ctx).tenant_id).lower()
+    hint = (f"Remove '{ctx.params.oauth_server_identity}' (Remove-CsOAuthServer) and run again; check that the pool "
+            f"reaches {_acs_metadata_url(ctx)}.")
+    if server is None:
+        return Proof(ok=False, text=f"Get-CsOAuthServer finds no '{ctx.params.oauth_server_identity}'", hint=hint)
+    ok = same_metadata_uri(server.metadata_url, _acs_metadata_url(ctx)) and server.realm.lower() == tenant_id
+    return Proof(ok=ok, text=f"'{server.identity}': MetadataUrl {server.metadata_url}, Realm {server.realm}"
+                             + ("" if ok else f"; wanted the tenant {tenant_id}"),
+                 evidence={"identity": server.identity, "realm": server.realm}, hint=hint)
+
+
+def _oauth_server(ctx: Any) -> OAuthServer | None:
+    identity = ctx.params.oauth_server_identity.lower()
+    return next((s for s in _pool(ctx).oauth_servers() if s.identity.lower() == identity), None)
+
+
+def _tenant_spec(ctx: Any) -> Any:
+    return ctx.inventory.tenant(ctx.params.tenant)
+
+
+def _acs_metadata_url(ctx: Any) -> str:
+    return _tenant_spec(ctx).acs_metadata_url
+
+
+TENANT_OAUTH_SERVER = step("oauth-server", "The tenant as the pool's OAuth server", check=_oauth_server_check,
+                           apply=_oauth_server_apply, verify=_oauth_server_verify)
+
+
+def _exchange_online_check(ctx: Any) -> Check:
+    identity = ctx.params.exchange_identity
+    app = _pool(ctx).partner_application(identity)
+    wanted = (f"'{identity}': {EXCHANGE_PRINCIPAL_ID} through the OAuth server (UseOAuthServer), trust level "
+              f"{TRUST_LEVEL}, enabled")
+    create = (f"create partner application '{identity}' for {EXCHANGE_PRINCIPAL_ID} with UseOAuthServer "
+              f"(trust level {TRUST_LEVEL})")
+    if app is None:
+        return Check(found=f"no partner application '{identity}'", wanted=wanted, changes=[create], data="new")
+    found = (f"'{app.identity}': {app.application_identifier}, "
+             f"{'UseOAuthServer' if app.use_oauth_server else app.metadata_url or 'no OAuth server'}, "
+             f"{app.trust_level}, {'enabled' if app.enabled else 'disabled'}")
+    if app.application_identifier != EXCHANGE_PRINCIPAL_ID or not app.use_oauth_server:
+        return Check(found=found, wanted=wanted, data="replace",
+                     changes=[f"remove '{app.identity}' (not Exchange Online through the tenant) and {create}"])
+    changes = ([f"set its trust level to {TRUST_LEVEL}"] if app.trust_level != TRUST_LEVEL else []) + \
+              (["enable it"] if not app.enabled else [])
+    return Check(found=found, wanted=wanted, changes=changes, data="set")
+
+
+def _exchange_online_apply(ctx: Any, found: Check) -> list[str]:
+    pool, identity = _pool(ctx), ctx.params.exchange_identity
+    if found.data == "replace":
+        pool.remove_partner_application(identity)
+    if found.data in ("new", "replace"):
+        pool.new_oauth_partner_application(identity, EXCHANGE_PRINCIPAL_ID, trust_level=TRUST_LEVEL)
+    else:
+        pool.set_partner_application(identity, trust_level=TRUST_LEVEL, enabled=True)
+    return list(found.changes)
+
+
+def _exchange_online_verify(ctx: Any, found: Check) -> Proof:
+    identity = ctx.params.exchange_identity
+    app = _pool(ctx).partner_application(identity)
+    hint = f"Remove '{identity}' (Remove-CsPartnerApplication) and run again."
+    if app is None:
+        return Proof(ok=False, text=f"Get-CsPartnerApplication finds no '{identity}'", hint=hint)
+    ok = (app.application_identifier == EXCHANGE_PRINCIPAL_ID and app.use_oauth_server and
+          app.trust_level == TRUST_LEVEL and app.enabled)
+    return Proof(ok=ok, text=f"'{app.identity}': ApplicationIdentifier {app.application_identifier}, UseOAuthServer "
+                             f"{app.use_oauth_server}, ApplicationTrustLevel {app.trust_level}, Enabled {app.enabled}",
+                 evidence={"identity": app.identity}, hint=hint)
+
+
+EXCHANGE_ONLINE = step("exchange-online", "Skype trusts Exchange Online through the tenant",
+                       check=_exchange_online_check, apply=_exchange_online_apply, verify=_exchange_online_verify)
+
+
+def _skype_online(ctx: Any) -> Principal:
+    return ctx.graph(ctx.params.tenant).principal(SKYPE_PRINCIPAL_ID)
+
+
+SKYPE_ONLINE_KEY = key_upload_step(
+    "skype-online-key", "The pool's OAuth certificate as a key of Skype for Business Online", principal=_skype_online,
+    certificate=lambda ctx: load_certificate(_facts(ctx).chosen.certificate.der),
+    display_name=lambda ctx: f"{ctx.params.front_ends[0]} pool OAuthTokenIssuer")
+
+SKYPE_ONLINE_SPN = spn_step("skype-online-spn", "The pool's external web services FQDN as an SPN",
+                            principal=_skype_online, host=lambda ctx: ctx.params.external_web_fqdn)
+
+
+def _cross_premises_parts(ctx: Any) -> list[tuple[str, Step]]:
+    p = ctx.params
+    if p.topology != "cross-premises":
+        return []
+    parts = [(f"OAuth server ({p.oauth_server_identity})", TENANT_OAUTH_SERVER)]
+    if p.exchange_online:
+        parts.append((f"Exchange Online ({p.exchange_identity})", EXCHANGE_ONLINE))
+    return parts + [(f"{p.tenant}: Skype for Business Online key", SKYPE_ONLINE_KEY),
+                    (f"{p.tenant}: Skype for Business Online SPN", SKYPE_ONLINE_SPN)]
+
+
+CROSS_PREMISES = fan_out("cross-premises", "Cross-premises: the tenant as OAuth server, Exchange Online, the pool's key "
+                                           "and SPN on Skype for Business Online",
+                         parts=_cross_premises_parts, wanted="the pool trusted by and trusting the tenant",
+                         nothing="topology: on-premises — no tenant in this run")
+
+
+# -- proof: each side's call ----------------------------------------------------------------
 
 
 def _oauth_test_url(ctx: Any) -> str:
@@ -752,8 +960,7 @@ def _proof_lines(ctx: Any) -> tuple[bool, list[str], dict[str, Any]]:
 
 def _proof_check(ctx: Any) -> Check:
     if not _exchange(ctx):
-        return Check(found="Exchange is not a partner in this run", wanted="both tests pass",
-                     skip="Exchange is not a partner in this run")
+        return Check(found=_no_exchange(ctx), wanted="both tests pass", skip=_no_exchange(ctx))
     wanted = "Skype → Exchange (Test-CsExStorageConnectivity) and Exchange → Skype (Test-OAuthConnectivity) pass"
     if ctx.mode == "plan":
         _, lines, evidence = _proof_lines(ctx)
@@ -773,4 +980,4 @@ PROOF = step("proof", "Proof: each side's OAuth call to the other succeeds", che
 
 
 STEPS = [PREFLIGHT, OAUTH_CERTIFICATE, OAUTH_CONFIGURATION, SKYPE_TRUSTS_PARTNERS, SHAREPOINT_ISSUER,
-         SHAREPOINT_PERMISSION, EXCHANGE_TRUSTS_SKYPE, PROOF]
+         SHAREPOINT_PERMISSION, EXCHANGE_TRUSTS_SKYPE, CROSS_PREMISES, PROOF]

@@ -13,6 +13,7 @@ from .directory import (
     ACS_PRINCIPAL_ID,
     EXCHANGE_PRINCIPAL_ID,
     GRAPH_RESOURCE,
+    SKYPE_PRINCIPAL_ID,
     SPO_PRINCIPAL_ID,
 )
 from .tenant import AcsRefused, AppCredentials, Tenant
@@ -21,6 +22,7 @@ __all__ = [
     "ACS_PRINCIPAL_ID",
     "EXCHANGE_PRINCIPAL_ID",
     "GRAPH_RESOURCE",
+    "SKYPE_PRINCIPAL_ID",
     "SPO_PRINCIPAL_ID",
     "AcsRefused",
     "AppCredentials",

@@ -56,6 +56,7 @@ from .directory import (
     EXCHANGE_PRINCIPAL_ID,
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
+    SKYPE_PRINCIPAL_ID,
     SPO_PRINCIPAL_ID,
     b64url,
     find_service_principal,
@@ -580,6 +581,14 @@ def _initial_state(state_dir: Path, name: str, domain: str) -> dict:
             EXCHANGE_PRINCIPAL_ID, "Office 365 Exchange Online",
             [f"{EXCHANGE_PRINCIPAL_ID}/*.outlook.com", f"{EXCHANGE_PRINCIPAL_ID}/outlook.office365.com",
              EXCHANGE_PRINCIPAL_ID],
+            owner="f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        )
+    )
+    # Skype for Business Online: a cross-premises pool's OAuth certificate becomes one of its keys
+    # and the pool's external web services FQDN one of its SPNs.
+    sps.append(
+        _service_principal(
+            SKYPE_PRINCIPAL_ID, "Skype for Business Online", [f"{SKYPE_PRINCIPAL_ID}/*.lync.com", SKYPE_PRINCIPAL_ID],
             owner="f8cdef31-a31e-4b4a-93e4-5f571e91255a",
         )
     )
