@@ -34,9 +34,9 @@ def run_cli():
 @pytest.fixture
 def lab(tmp_path):
     """A fresh lab estate in this process, on free loopback ports; stopped after the test."""
-    from runbooklib.lab.estate import Estate
+    from estate_template import new_estate
 
-    estate = Estate(tmp_path / "lab").start()
+    estate = new_estate(tmp_path / "lab").start()
     try:
         yield estate
     finally:

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.errors import StepFailed
+from estate_template import new_estate
 from runbooklib.lab.estate import Estate
 from runbooklib.runner import start
 from runbooklib.scenarios import oos_trust as oos
@@ -36,7 +37,7 @@ SITE = "https://sharepoint.contoso.lab"
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Iterator[Estate]:
-    lab = Estate(tmp_path_factory.mktemp("oos-estate")).start()
+    lab = new_estate(tmp_path_factory.mktemp("oos-estate")).start()
     try:
         yield lab
     finally:
