@@ -34,9 +34,9 @@ def run_cli():
 @pytest.fixture
 def lab(tmp_path):
     """A fresh lab estate in this process, on free loopback ports; stopped after the test."""
-    from runbooklib.lab.estate import Estate
+    from estate_template import new_estate
 
-    estate = Estate(tmp_path / "lab").start()
+    estate = new_estate(tmp_path / "lab").start()
     try:
         yield estate
     finally:
@@ -47,3 +47,12 @@ def lab_state_bytes(estate) -> dict[str, bytes]:
     """Every persisted state file of an estate, for byte-for-byte comparisons."""
     return {str(p.relative_to(estate.state_dir)): p.read_bytes()
             for p in sorted(estate.state_dir.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Papermill and browser files run first: with `-n`, the longest units started last would
+    # leave one worker busy while the other idles. Whole files move, in their own order, so a
+    # module's fixtures are still built once per worker.
+    slow_files = {item.nodeid.split("::")[0] for item in items
+                  if item.get_closest_marker("browser") or item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)

@@ -19,6 +19,7 @@ from nbclient.exceptions import CellExecutionError
 
 from conftest import ROOT, lab_state_bytes, runbook
 from runbooklib.execute import kernel_name
+from estate_template import new_estate
 from runbooklib.lab.estate import Estate
 from runbooklib.lab.tenant.directory import find_service_principal
 from runbooklib.record import read_notebook_scraps
@@ -59,7 +60,7 @@ def _remove_a_foreign_key(lab: Estate) -> None:
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory):
-    lab = Estate(tmp_path_factory.mktemp("estate")).start()
+    lab = new_estate(tmp_path_factory.mktemp("estate")).start()
     try:
         yield lab
     finally:

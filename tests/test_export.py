@@ -17,6 +17,7 @@ import pytest
 
 from conftest import ROOT, runbook
 from runbooklib.inventory import load_inventory
+from estate_template import new_estate
 from runbooklib.lab.estate import Estate
 from runbooklib.secrets import resolve_secret
 from scenario_requests import requests_through
@@ -60,7 +61,7 @@ def _newest(archive: Path) -> Run:
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> Iterator[Records]:
     base = tmp_path_factory.mktemp("export")
-    lab = Estate(base / "lab").start()
+    lab = new_estate(base / "lab").start()
     try:
         archive = base / "records"
         plan = _run(lab, archive, "--plan")

@@ -18,7 +18,7 @@ import yaml
 
 from archived_runs import last_scraps, steps_by_id
 from conftest import ROOT, lab_state_bytes, runbook
-from runbooklib.lab.estate import Estate
+from estate_template import new_estate
 from runbooklib.lab.exchange import texts as EX
 from runbooklib.lab.http import Response
 from runbooklib.lab.pki import new_signing_certificate
@@ -34,7 +34,7 @@ USER = "s-1-5-21-2127521184-1604012920-1887927527-1001"
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory):
-    lab = Estate(tmp_path_factory.mktemp("farm-to-farm") / "lab").start()
+    lab = new_estate(tmp_path_factory.mktemp("farm-to-farm") / "lab").start()
     try:
         yield lab
     finally:

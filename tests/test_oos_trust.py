@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from archived_runs import bearer_answer
 from conftest import ROOT, lab_state_bytes, runbook
+from estate_template import new_estate
 from runbooklib.errors import RemoteError, StepFailed
 from runbooklib.inventory import load_inventory
 from runbooklib.lab.estate import Estate
@@ -37,7 +38,7 @@ SITE = "https://sharepoint.contoso.lab"
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Iterator[Estate]:
-    lab = Estate(tmp_path_factory.mktemp("oos-estate")).start()
+    lab = new_estate(tmp_path_factory.mktemp("oos-estate")).start()
     try:
         yield lab
     finally:

@@ -40,13 +40,15 @@ def _sp_a(**changes):
 @pytest.fixture
 def estate_of(tmp_path):
     """An estate whose sp-a is the given FarmDefinition (its state file written before the start)."""
-    from runbooklib.lab.estate import Estate
+    from estate_template import new_estate
     from runbooklib.lab.sharepoint.state import FarmStore
 
     started = []
 
     def make(definition):
-        estate = Estate(tmp_path / "lab")
+        estate = new_estate(tmp_path / "lab")
+        # sp-a's state is made from the definition: the seeded initial farm must not be found first.
+        (estate.state_dir / "sp-a.json").unlink()
         FarmStore.open(estate.state_dir / "sp-a.json", definition)
         started.append(estate.start())
         return estate

@@ -75,6 +75,7 @@ import shutil
 import ssl
 import string
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -325,6 +326,13 @@ def _winrm_http_listener(server: LabServer, wanted: int) -> LabServer | None:
     return listener
 
 
+def _stop_server(name: str, server: LabServer) -> None:
+    try:
+        server.stop()
+    except Exception:  # stopping must go on for the other servers
+        log.exception("stopping %s (%s)", name, server.scheme)
+
+
 class Estate:
     """The lab's servers, started in this process (``runbook lab up`` runs one in the background).
 
@@ -498,14 +506,16 @@ class Estate:
         return self
 
     def _stop_servers(self) -> None:
-        for host in self.hosts.values():
-            for server in (host.server, host.winrm_http):
-                if server is None:
-                    continue
-                try:
-                    server.stop()
-                except Exception:  # stopping must go on for the other servers
-                    log.exception("stopping %s (%s)", host.name, server.scheme)
+        # Each server's accept loop notices a stop only at its next poll, so stopping them one
+        # after another would wait one poll interval per server; all at once waits about one.
+        servers = [(host.name, server) for host in self.hosts.values()
+                   for server in (host.server, host.winrm_http) if server is not None]
+        stoppers = [threading.Thread(target=_stop_server, args=pair, name=f"lab-stop-{pair[0]}", daemon=True)
+                    for pair in servers]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
         self.hosts.clear()
 
     def stop(self) -> None:

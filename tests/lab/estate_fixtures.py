@@ -19,6 +19,7 @@ from typing import Iterator
 import pytest
 
 from runbooklib.inventory import Inventory, load_inventory
+from estate_template import new_estate
 from runbooklib.lab.estate import Estate
 from runbooklib.remote import RemoteConnections
 from sharepoint_sessions import SharePointConnections
@@ -27,7 +28,7 @@ from sharepoint_sessions import SharePointConnections
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Iterator[Estate]:
     """A running lab estate of its own for this test module."""
-    lab = Estate(tmp_path_factory.mktemp("estate")).start()
+    lab = new_estate(tmp_path_factory.mktemp("estate")).start()
     try:
         yield lab
     finally:
