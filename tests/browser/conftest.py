@@ -23,11 +23,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright; skips the test when the machine has none."""
+def chromium_present() -> None:
+    """Skips the test when the machine has no Chromium, saying why."""
     reason = chromium_missing()
     if reason:
         pytest.skip(reason)
+
+
+# Per test, not per session: while Playwright's sync API is started it keeps an event loop running
+# in this thread, and every later asyncio.run() in the same worker (the Graph client's) would fail.
+@pytest.fixture
+def chromium(chromium_present: None) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -39,7 +46,7 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def jupyter_lab(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLabServer]:
+def jupyter_lab(chromium_present: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLabServer]:
     """One JupyterLab server for the session, serving a temporary root directory."""
     import os
 
