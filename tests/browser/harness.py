@@ -200,7 +200,9 @@ class NotebookPage:
 
     def open(self) -> "NotebookPage":
         """Open the notebook and wait until its kernel has started and is idle."""
-        self.page.goto(self.server.url(self.relative))
+        # ``reset``: a fresh workspace, so notebooks an earlier test left open in this server's
+        # workspace do not come back beside this one.
+        self.page.goto(self.server.url(self.relative) + "&reset")
         self.page.wait_for_selector(_CELLS, timeout=START_TIMEOUT_S * 1000)
         # A notebook whose kernel JupyterLab cannot start asks for one in a dialog instead.
         self.page.wait_for_selector(f"{_KERNEL_STATUS}[data-status='idle'], .jp-Dialog", state="attached",
