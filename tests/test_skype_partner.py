@@ -12,6 +12,7 @@ import pytest
 import scrapbook
 
 from conftest import ROOT, lab_state_bytes, runbook
+from estate_template import new_estate
 from runbooklib.errors import StepFailed
 from runbooklib.exchange import ExchangeServer
 from runbooklib.inventory import load_inventory
@@ -35,7 +36,7 @@ USER = "sip:alice@contoso.lab"
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory) -> Iterator[Estate]:
-    lab = Estate(tmp_path_factory.mktemp("skype-estate")).start()
+    lab = new_estate(tmp_path_factory.mktemp("skype-estate")).start()
     try:
         yield lab
     finally:
